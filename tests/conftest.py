@@ -1,0 +1,148 @@
+"""Shared fixtures: real Redis and real PostgreSQL, isolated per test.
+
+Every test gets its own PostgreSQL database (cloned from a migrated template, so it is
+fast) and its own Redis key prefix (keys deleted afterwards). An autouse guard fails any
+test during which a callback blocked the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from metering.migrate import migrate_url
+from tests.servers import TestServers
+
+# A callback holding the loop longer than this fails the test. Generous on purpose: CI
+# machines have two cores and debug mode slows everything; real blocking (a sync socket
+# call, a sleep) shows up far above it.
+BLOCKING_LIMIT_S = 0.5
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[TestServers]:
+    found = TestServers()
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(servers: TestServers) -> str:
+    return servers.redis_url
+
+
+def _database_url(server_url: str, database: str) -> str:
+    base, _, _ = server_url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def template_database(servers: TestServers) -> Iterator[str]:
+    """A migrated database that each test's database is cloned from."""
+    name = f"vgw_tpl_{uuid.uuid4().hex[:12]}"
+    admin_url = servers.postgres_url
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        await migrate_url(_database_url(admin_url, name))
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(drop())
+
+
+@pytest.fixture
+async def database_url(servers: TestServers, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"vgw_t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(servers.postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    finally:
+        await admin.close()
+    yield _database_url(servers.postgres_url, name)
+    admin = await asyncpg.connect(servers.postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pg_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """This test's own Redis key prefix."""
+    return f"vgwtest:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, key_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    cursor = 0
+    while True:
+        cursor, keys = await client.scan(cursor, match=f"{key_prefix}*", count=1000)
+        if keys:
+            await client.delete(*keys)
+        if cursor == 0:
+            break
+    await client.aclose()
+
+
+class _SlowCallbackCatcher(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing") and " took " in message:
+            self.messages.append(message)
+
+
+@pytest.fixture(autouse=True)
+def event_loop_blocking_guard() -> Iterator[None]:
+    """Fails the test if any event-loop callback ran longer than BLOCKING_LIMIT_S."""
+    catcher = _SlowCallbackCatcher()
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.addHandler(catcher)
+    original = asyncio.BaseEventLoop.__init__
+
+    def init_with_limit(self: asyncio.BaseEventLoop) -> None:
+        original(self)
+        self.slow_callback_duration = BLOCKING_LIMIT_S
+        self.set_debug(True)
+
+    asyncio.BaseEventLoop.__init__ = init_with_limit  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        asyncio.BaseEventLoop.__init__ = original  # type: ignore[method-assign]
+        asyncio_logger.removeHandler(catcher)
+    if catcher.messages:
+        pytest.fail("the event loop was blocked:\n" + "\n".join(catcher.messages))
+pytest_plugins = ["pytester"]
