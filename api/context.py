@@ -1,0 +1,16 @@
+"""Typed application state the API handlers read.
+
+The gateway's app factory fills these keys; the API never imports the gateway, so the
+keys live here, on the side that reads them.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+
+PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
+REDIS = web.AppKey("redis", aioredis.Redis)
+REDIS_PREFIX = web.AppKey("redis_prefix", str)
+ADMIN_TOKEN = web.AppKey("admin_token", str)

@@ -1,0 +1,103 @@
+"""The aiohttp application factory: typed state, middlewares, routes, background tasks.
+
+Connections and background tasks are opened in `cleanup_ctx` so they are closed (tasks
+cancelled and awaited) in reverse order on shutdown. The PostgreSQL pool starts empty
+(`min_size=0`): the gateway comes up, and says so on `/readyz`, even while PostgreSQL
+is still down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api.context import ADMIN_TOKEN, PG_POOL, REDIS, REDIS_PREFIX
+from api.middleware import problem_middleware
+from gateway import health
+from gateway.background import background_task
+from gateway.config import Settings
+from gateway.logs import request_id_var
+from gateway.metrics import Metrics
+from gateway.services import migrate_until_done
+from gateway.sessions import SessionRegistry
+from gateway.state import METRICS, SESSIONS, SETTINGS
+
+log = logging.getLogger("voicegw.app")
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, request metrics by route template (not raw path: bounded cardinality)."""
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[METRICS].http_requests.inc(route=route, status=str(status))
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        log.debug("request", extra={"route": route, "status": status, "duration_ms": elapsed_ms})
+        request_id_var.reset(token)
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    client = aioredis.Redis.from_url(
+        app[SETTINGS].redis_url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=10,
+    )
+    app[REDIS] = client
+    yield
+    await client.aclose()
+
+
+async def _postgres_ctx(app: web.Application) -> AsyncIterator[None]:
+    pool = asyncpg.create_pool(
+        app[SETTINGS].database_url, min_size=0, max_size=10, timeout=5, command_timeout=30
+    )
+    await pool  # with min_size=0 this opens no connection yet
+    app[PG_POOL] = pool
+    yield
+    await pool.close()
+
+
+async def _drain_sessions(app: web.Application) -> None:
+    closed = await app[SESSIONS].drain(app[SETTINGS].shutdown_grace_s)
+    if closed:
+        log.warning("shutdown deadline passed; settled %d live sessions", closed)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[observe_middleware, problem_middleware],
+        client_max_size=1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[SESSIONS] = SessionRegistry()
+    app[ADMIN_TOKEN] = settings.admin_token
+    app[REDIS_PREFIX] = settings.redis_prefix
+    app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_postgres_ctx)
+    if settings.migrate_on_start:
+        app.cleanup_ctx.append(background_task("migrations", migrate_until_done))
+    app.on_shutdown.append(_drain_sessions)
+    health.add_routes(app)
+    return app

@@ -1,0 +1,153 @@
+"""Typed settings from `VOICEGW_*` environment variables and an optional TOML file.
+
+The environment wins over the file (`VOICEGW_CONFIG=path.toml`, keys are the variable
+names without the prefix, lower case). Every problem is collected and reported at once,
+one line per variable, so a misconfigured deployment is fixed in one round.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import urlparse
+
+PREFIX = "VOICEGW_"
+
+
+class ConfigError(Exception):
+    """One or more settings are missing or invalid; `problems` has one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str
+    database_url: str
+    public_url: str
+    admin_token: str
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_api_base: str = "https://api.twilio.com"
+    openai_api_key: str = ""
+    openai_base_url: str = "https://api.openai.com/v1"
+    elevenlabs_api_key: str = ""
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    whatsapp_app_secret: str = ""
+    whatsapp_verify_token: str = ""
+    whatsapp_access_token: str = ""
+    graph_api_base: str = "https://graph.facebook.com/v21.0"
+    host: str = "0.0.0.0"
+    port: int = 8080
+    redis_prefix: str = "vgw:"
+    log_level: str = "INFO"
+    shutdown_grace_s: float = 30.0
+    run_sink: bool = True
+    migrate_on_start: bool = True
+
+    def redacted(self) -> dict[str, str]:
+        """The settings with every secret masked, for logs and `voicegw dev` output."""
+        shown: dict[str, str] = {}
+        for item in fields(self):
+            value = str(getattr(self, item.name))
+            if item.name in SECRETS and value:
+                value = value[:4] + "…" if len(value) > 12 else "…"
+            shown[item.name] = value
+        return shown
+
+
+REQUIRED = ("redis_url", "database_url", "public_url", "admin_token")
+SECRETS = frozenset(
+    {
+        "admin_token",
+        "twilio_auth_token",
+        "openai_api_key",
+        "elevenlabs_api_key",
+        "whatsapp_app_secret",
+        "whatsapp_verify_token",
+        "whatsapp_access_token",
+    }
+)
+_URL_SCHEMES = {
+    "redis_url": ("redis", "rediss", "unix"),
+    "database_url": ("postgres", "postgresql"),
+    "public_url": ("http", "https"),
+    "twilio_api_base": ("http", "https"),
+    "openai_base_url": ("http", "https"),
+    "elevenlabs_base_url": ("http", "https"),
+    "graph_api_base": ("http", "https"),
+}
+
+
+def env_name(field_name: str) -> str:
+    return PREFIX + field_name.upper()
+
+
+def _raw_values(environ: Mapping[str, str]) -> dict[str, str]:
+    raw: dict[str, str] = {}
+    config_file = environ.get(PREFIX + "CONFIG")
+    if config_file:
+        data = tomllib.loads(Path(config_file).read_text())
+        raw.update({str(k).lower(): str(v) for k, v in data.items()})
+    for item in fields(Settings):
+        value = environ.get(env_name(item.name))
+        if value is not None and value != "":
+            raw[item.name] = value
+    return raw
+
+
+def _convert(name: str, kind: object, text: str) -> object:
+    if kind in ("int", int):
+        return int(text)
+    if kind in ("float", float):
+        value = float(text)
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    if kind in ("bool", bool):
+        lowered = text.strip().lower()
+        if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError("must be true or false")
+        return lowered in ("1", "true", "yes", "on")
+    if name in _URL_SCHEMES:
+        parsed = urlparse(text)
+        if parsed.scheme not in _URL_SCHEMES[name]:
+            allowed = ", ".join(_URL_SCHEMES[name])
+            raise ValueError(f"must be a URL with scheme {allowed}")
+        if parsed.scheme != "unix" and not parsed.netloc and name != "database_url":
+            raise ValueError("must name a host")
+    return text
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Reads and checks every setting; raises ConfigError listing each problem."""
+    env = os.environ if environ is None else environ
+    try:
+        raw = _raw_values(env)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([f"{PREFIX}CONFIG: cannot read the file: {exc}"]) from exc
+    problems: list[str] = []
+    values: dict[str, object] = {}
+    for item in fields(Settings):
+        if item.name not in raw:
+            if item.name in REQUIRED:
+                problems.append(f"{env_name(item.name)}: missing")
+            continue
+        try:
+            values[item.name] = _convert(item.name, item.type, raw[item.name])
+        except ValueError as exc:
+            problems.append(f"{env_name(item.name)}: invalid ({exc})")
+    port = values.get("port")
+    if isinstance(port, int) and not 0 <= port <= 65535:
+        problems.append(f"{env_name('port')}: invalid (must be 0-65535)")
+    token = values.get("admin_token")
+    if isinstance(token, str) and len(token) < 16:
+        problems.append(f"{env_name('admin_token')}: invalid (must be at least 16 characters)")
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,197 @@
+"""`voicegw dev`: the whole system on one laptop with nothing but Python.
+
+Embedded Redis (append-only file) and PostgreSQL keep their data under the data directory
+(`./.voicegw/` by default), next to `dev.json`, which remembers the generated admin token,
+Twilio auth token and the demo tenant's id and API key, so a second run reuses them all:
+same tenant, same credits. Any `VOICEGW_*` setting that is set is used as given; a vendor
+with a real key or base URL set is used instead of its emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from gateway.logs import configure_logging
+from gateway.runner import install_uvloop, serve_until_stopped
+from metering.migrate import migrate_url
+
+DEMO_NUMBER = "+15550100001"
+DEMO_CREDITS = 10_000
+DEV_DATABASE = "voicegw"
+
+
+def _load_state(path: Path) -> dict[str, Any]:
+    if path.exists():
+        loaded: dict[str, Any] = json.loads(path.read_text())
+        return loaded
+    return {}
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    path.write_text(json.dumps(state, indent=2))
+    path.chmod(0o600)  # it holds the dev admin token and the demo API key
+
+
+def run_dev(data_dir: str) -> int:
+    data = Path(data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o755)
+    state_path = data / "dev.json"
+    state = _load_state(state_path)
+    state.setdefault("admin_token", "dev_" + secrets.token_urlsafe(24))
+    state.setdefault("twilio_auth_token", secrets.token_hex(16))
+    state.setdefault("twilio_account_sid", "AC" + secrets.token_hex(16))
+    _save_state(state_path, state)
+
+    configure_logging(os.environ.get("VOICEGW_LOG_LEVEL", "INFO"), secrets=[state["admin_token"]])
+    stops: list[Callable[[], None]] = []
+    try:
+        env = dict(os.environ)
+        if not env.get("VOICEGW_REDIS_URL"):
+            redis = EmbeddedRedis(data / "redis")
+            env["VOICEGW_REDIS_URL"] = redis.start()
+            stops.append(redis.stop)
+        if not env.get("VOICEGW_DATABASE_URL"):
+            postgres = EmbeddedPostgres(data / "postgres")
+            server_url = postgres.start()
+            stops.append(postgres.stop)
+            env["VOICEGW_DATABASE_URL"] = asyncio.run(_ensure_database(server_url))
+        install_uvloop()
+        asyncio.run(_dev_main(env, state, state_path))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"voicegw dev: {problem}")
+        return 2
+    finally:
+        for stop in reversed(stops):
+            stop()
+    return 0
+
+
+async def _ensure_database(server_url: str) -> str:
+    conn = await asyncpg.connect(server_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DEV_DATABASE)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{DEV_DATABASE}"')
+    finally:
+        await conn.close()
+    return server_url.rsplit("/", 1)[0] + "/" + DEV_DATABASE
+
+
+def _dev_environment(env: dict[str, str], state: dict[str, Any], vendors: dict[str, str]) -> Settings:
+    defaults = {
+        "VOICEGW_ADMIN_TOKEN": state["admin_token"],
+        "VOICEGW_TWILIO_AUTH_TOKEN": state["twilio_auth_token"],
+        "VOICEGW_TWILIO_ACCOUNT_SID": state["twilio_account_sid"],
+        "VOICEGW_HOST": "127.0.0.1",
+        "VOICEGW_PORT": "8080",
+        "VOICEGW_WHATSAPP_APP_SECRET": "dev-whatsapp-app-secret",
+        "VOICEGW_WHATSAPP_VERIFY_TOKEN": "dev-whatsapp-verify-token",
+        "VOICEGW_WHATSAPP_ACCESS_TOKEN": "dev-whatsapp-access-token",
+    }
+    merged = {**defaults, **vendors, **{k: v for k, v in env.items() if v}}
+    if merged["VOICEGW_PORT"] == "0":  # any free port, chosen now so PUBLIC_URL can name it
+        merged["VOICEGW_PORT"] = str(free_port())
+    if "VOICEGW_PUBLIC_URL" not in merged:
+        merged["VOICEGW_PUBLIC_URL"] = f"http://127.0.0.1:{merged['VOICEGW_PORT']}"
+    return load_settings(merged)
+
+
+async def _dev_main(env: dict[str, str], state: dict[str, Any], state_path: Path) -> None:
+    from load.emulators.server import start_emulators
+
+    emulators = await start_emulators()
+    try:
+        vendors = _emulated_vendors(env, emulators.base_urls())
+        settings = _dev_environment(env, state, vendors)
+        await migrate_url(settings.database_url)
+
+        async def on_started(app: web.Application, port: int) -> None:
+            await _ensure_demo_tenant(app, state, state_path)
+            _print_banner(settings, port, state, sorted(vendors_emulated(vendors)))
+
+        await serve_until_stopped(settings, on_started=on_started)
+    finally:
+        await emulators.stop()
+
+
+_VENDOR_SETTINGS = {
+    "openai": ("VOICEGW_OPENAI_API_KEY", "VOICEGW_OPENAI_BASE_URL"),
+    "elevenlabs": ("VOICEGW_ELEVENLABS_API_KEY", "VOICEGW_ELEVENLABS_BASE_URL"),
+    "twilio": ("VOICEGW_TWILIO_AUTH_TOKEN", "VOICEGW_TWILIO_API_BASE"),
+    "graph": ("VOICEGW_WHATSAPP_ACCESS_TOKEN", "VOICEGW_GRAPH_API_BASE"),
+}
+
+
+def _emulated_vendors(env: dict[str, str], base_urls: dict[str, str]) -> dict[str, str]:
+    """Base URLs (and placeholder keys) for each vendor with neither key nor URL set.
+
+    For Twilio the auth token is also what signs our own webhooks, so only a real API
+    base URL replaces its emulator."""
+    chosen: dict[str, str] = {}
+    for vendor, (key_var, url_var) in _VENDOR_SETTINGS.items():
+        has_key = bool(env.get(key_var)) and vendor != "twilio"
+        if has_key or env.get(url_var):
+            continue
+        chosen[url_var] = base_urls[vendor]
+        if vendor in ("openai", "elevenlabs"):
+            chosen[key_var] = f"emulator-{vendor}-key"
+    return chosen
+
+
+def vendors_emulated(vendors: dict[str, str]) -> set[str]:
+    return {v for v, (_, url_var) in _VENDOR_SETTINGS.items() if url_var in vendors}
+
+
+async def _ensure_demo_tenant(app: web.Application, state: dict[str, Any], path: Path) -> None:
+    from api.context import PG_POOL
+    from api.context import CREDIT_STORE
+    from metering.tenants import PhoneNumber, add_number, create_tenant, get_tenant
+    from metering.topups import topup
+
+    pool = app[PG_POOL]
+    tenant_id = uuid.UUID(state["demo_tenant_id"]) if "demo_tenant_id" in state else None
+    if tenant_id is None or await get_tenant(pool, tenant_id) is None:
+        created = await create_tenant(pool, "Demo Dental Clinic")
+        tenant_id = created.id
+        state["demo_tenant_id"] = str(created.id)
+        state["demo_api_key"] = created.api_key
+        await add_number(pool, PhoneNumber(DEMO_NUMBER, tenant_id, "local", "demo-wa-phone-id",
+                                           "+15550100099"))
+        _save_state(path, state)
+    await topup(pool, app[CREDIT_STORE], tenant_id=tenant_id,
+                idempotency_key="dev-initial-credit", credits=DEMO_CREDITS,
+                reference="voicegw dev demo credit")
+
+
+def _print_banner(settings: Settings, port: int, state: dict[str, Any], emulated: list[str]) -> None:
+    base = f"http://{settings.host}:{port}"
+    lines = [
+        "",
+        "voicegw dev is running (Ctrl-C stops everything it started)",
+        f"  gateway         {base}",
+        f"  health          {base}/readyz",
+        f"  metrics         {base}/metrics",
+        f"  dashboard       {base}/dashboard",
+        f"  public URL      {settings.public_url}",
+        f"  admin token     {state['admin_token']}",
+        f"  demo tenant     {state['demo_tenant_id']}",
+        f"  demo API key    {state['demo_api_key']}",
+        f"  demo number     {DEMO_NUMBER}",
+        f"  emulated        {', '.join(emulated) or 'none (real vendors configured)'}",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

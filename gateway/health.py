@@ -1,0 +1,78 @@
+"""Liveness, readiness and metrics endpoints.
+
+`/readyz` asks Redis and PostgreSQL every time (with a short timeout) instead of caching
+a flag: a load balancer must see a lost dependency at once, and see it come back without
+anyone restarting the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from api.context import PG_POOL, REDIS
+from gateway.state import METRICS, SESSIONS
+
+CHECK_TIMEOUT_S = 1.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _check_redis(app: web.Application) -> str | None:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await app[REDIS].ping()
+    except Exception as exc:
+        app[METRICS].redis_errors.inc(op="readyz")
+        return f"{type(exc).__name__}: {exc}"[:200] or "unreachable"
+    return None
+
+
+async def _check_postgres(app: web.Application) -> str | None:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await app[PG_POOL].fetchval("SELECT 1")
+    except Exception as exc:
+        app[METRICS].postgres_errors.inc(op="readyz")
+        return f"{type(exc).__name__}: {exc}"[:200] or "unreachable"
+    return None
+
+
+async def readyz(request: web.Request) -> web.Response:
+    app = request.app
+    redis_problem, postgres_problem = await asyncio.gather(
+        _check_redis(app), _check_postgres(app)
+    )
+    checks = {
+        "redis": "ok" if redis_problem is None else "failed",
+        "postgres": "ok" if postgres_problem is None else "failed",
+    }
+    failed = [name for name, state in checks.items() if state != "ok"]
+    body: dict[str, object] = {"status": "ready" if not failed else "unavailable", "checks": checks}
+    if app[SESSIONS].draining:
+        body["status"] = "draining"
+        failed.append("draining")
+    if failed:
+        body["failed"] = failed
+        errors = {"redis": redis_problem, "postgres": postgres_problem}
+        body["errors"] = {k: v for k, v in errors.items() if v}
+        return web.json_response(body, status=503)
+    return web.json_response(body)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS]
+    registry.active_calls.set(request.app[SESSIONS].count("phone"))
+    return web.Response(
+        text=registry.render(), content_type="text/plain", charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
+    app.router.add_get("/metrics", metrics, name="metrics")
