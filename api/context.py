@@ -14,3 +14,7 @@ PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", aioredis.Redis)
 REDIS_PREFIX = web.AppKey("redis_prefix", str)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
+
+from metering.credit_store import CreditStore  # noqa: E402 - keep the keys above together
+
+CREDIT_STORE = web.AppKey("credit_store", CreditStore)

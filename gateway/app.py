@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 
 from api.context import ADMIN_TOKEN, PG_POOL, REDIS, REDIS_PREFIX
 from api.middleware import problem_middleware
+from api.routes import add_api_routes
 from gateway import health
 from gateway.background import background_task
 from gateway.config import Settings
@@ -28,6 +29,7 @@ from gateway.metrics import Metrics
 from gateway.services import migrate_until_done
 from gateway.sessions import SessionRegistry
 from gateway.state import METRICS, SESSIONS, SETTINGS
+from gateway.wiring import wire_metering
 
 log = logging.getLogger("voicegw.app")
 
@@ -99,5 +101,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.migrate_on_start:
         app.cleanup_ctx.append(background_task("migrations", migrate_until_done))
     app.on_shutdown.append(_drain_sessions)
+    wire_metering(app)
     health.add_routes(app)
+    add_api_routes(app)
     return app

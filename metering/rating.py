@@ -127,3 +127,10 @@ def monthly_number_fees(
         clipped_start, clipped_end = max(start, first), min(end, after)
         total += prorate_number_fee(card, meter, clipped_start, clipped_end)
     return total
+
+
+def smallest_billable_micro(card: RateCard) -> int:
+    """The cheapest non-free step of any meter: below it a tenant can buy nothing (paused)."""
+    steps = [rate_meter(rate, rate.increment) for rate in card.meters.values()]
+    priced = [step for step in steps if step > 0]
+    return min(priced) if priced else 1

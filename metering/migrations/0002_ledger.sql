@@ -10,6 +10,7 @@ CREATE TABLE topups (
     credits          bigint NOT NULL CHECK (credits > 0),
     micro_credits    bigint NOT NULL CHECK (micro_credits = credits * 1000000),
     reference        text,
+    response         jsonb,              -- the first answer, replayed verbatim on a retry
     created_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, idempotency_key)
 );
@@ -54,3 +55,10 @@ CREATE TABLE usage_events (
     occurred_at    timestamptz NOT NULL
 );
 CREATE INDEX usage_events_tenant_time ON usage_events (tenant_id, occurred_at);
+
+-- Outbox entries the sink could not read: kept for an operator, never silently dropped.
+CREATE TABLE outbox_rejects (
+    entry_id     text PRIMARY KEY,
+    fields       jsonb NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now()
+);

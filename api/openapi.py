@@ -1,0 +1,106 @@
+"""The OpenAPI 3.1 description of the business and admin API, served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+_ERRORS = {
+    code: {"description": text, "content": {"application/problem+json": {"schema": _PROBLEM}}}
+    for code, text in {
+        "400": "malformed request (`malformed_json`, `idempotency_key_required`)",
+        "401": "missing or wrong key (`unauthorized`)",
+        "404": "no such resource, or another tenant's (`not_found`)",
+        "409": "conflict (`idempotency_key_reused`, `number_taken`)",
+        "413": "body too large (`payload_too_large`)",
+        "422": "a field is invalid (`invalid_field`, the field is named in `field`)",
+    }.items()
+}
+_BALANCE = {
+    "type": "object",
+    "properties": {
+        "available_credits": {"type": "string", "examples": ["9950.250000"]},
+        "reserved_credits": {"type": "string"},
+        "paused": {"type": "boolean"},
+        "available_micro_credits": {"type": "integer"},
+        "reserved_micro_credits": {"type": "integer"},
+    },
+}
+
+
+def _op(summary: str, ok: str, security: str, body: dict[str, Any] | None = None,
+        params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "security": [{security: []}],
+        "responses": {ok: {"description": "success"}, **_ERRORS},
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _query(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": {"type": "string"}}
+
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "voicegw API", "version": "1"},
+    "paths": {
+        "/admin/tenants": {"post": _op(
+            "Create a tenant; the API key is shown once", "201", "admin",
+            {"type": "object", "required": ["name"],
+             "properties": {"name": {"type": "string"}, "rate_card": {"type": "object"}}})},
+        "/admin/tenants/{tenant_id}": {"get": _op("A tenant, its numbers and balance", "200",
+                                                  "admin")},
+        "/admin/tenants/{tenant_id}/numbers": {"post": _op(
+            "Assign a phone number (billed monthly per the rate card)", "201", "admin",
+            {"type": "object", "required": ["phone_number", "kind"],
+             "properties": {"phone_number": {"type": "string", "pattern": r"^\+[1-9]\d{6,14}$"},
+                            "kind": {"enum": ["local", "mobile"]},
+                            "whatsapp_phone_number_id": {"type": "string"},
+                            "operator_number": {"type": "string"}}})},
+        "/v1/topups": {"post": {**_op(
+            "Add credits, exactly once per Idempotency-Key", "201", "tenant",
+            {"type": "object", "required": ["credits"],
+             "properties": {"credits": {"type": "integer", "minimum": 1},
+                            "reference": {"type": "string", "maxLength": 200}}},
+            [{"name": "Idempotency-Key", "in": "header", "required": True,
+              "schema": {"type": "string", "maxLength": 255}}]),
+            "description": "The same key again answers 200 with the first answer's body; the "
+                           "same key with another body answers 409."}},
+        "/v1/balance": {"get": {**_op("Live balance", "200", "tenant"),
+                                "x-schema": _BALANCE}},
+        "/v1/usage": {"get": _op("Usage from the ledger", "200", "tenant", params=[
+            _query("from", "ISO date or date-time, inclusive (default: 30 days ago)"),
+            _query("to", "ISO date or date-time, exclusive (default: now)"),
+            _query("group_by", "meter | day | channel (default meter)")])},
+    },
+    "components": {
+        "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"},
+                            "tenant": {"type": "http", "scheme": "bearer"}},
+        "schemas": {"Problem": {"type": "object", "required": ["code", "status", "detail"],
+                                "properties": {"type": {"type": "string"},
+                                               "title": {"type": "string"},
+                                               "status": {"type": "integer"},
+                                               "code": {"type": "string"},
+                                               "detail": {"type": "string"},
+                                               "field": {"type": "string"}}},
+                    "Balance": _BALANCE},
+    },
+}
+
+
+async def openapi_handler(request: web.Request) -> web.Response:
+    return web.json_response(SPEC)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/openapi.json", openapi_handler)

@@ -1,0 +1,78 @@
+"""Tenant API (`Authorization: Bearer <api key>`): top-ups, balance, usage."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from api.balance import balance_json
+from api.context import CREDIT_STORE, PG_POOL
+from api.problems import Problem
+from api.requests import json_object, optional_str, require_tenant, strict_int
+from api.usage import usage_handler
+from metering.topups import MAX_TOPUP_CREDITS, IdempotencyConflict, TopupResult, topup
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        raise Problem(400, "idempotency_key_required",
+                      "POST /v1/topups needs an Idempotency-Key header")
+    if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise Problem(400, "invalid_idempotency_key",
+                      f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters")
+    return key
+
+
+async def create_topup(request: web.Request) -> web.Response:
+    tenant_id = await require_tenant(request)
+    key = _idempotency_key(request)
+    body = await json_object(request)
+    credits = strict_int(body, "credits", 1, MAX_TOPUP_CREDITS)
+    reference = optional_str(body, "reference", 200)
+    pool = request.app[PG_POOL]
+    try:
+        result = await topup(pool, request.app[CREDIT_STORE], tenant_id=tenant_id,
+                             idempotency_key=key, credits=credits, reference=reference)
+    except IdempotencyConflict as exc:
+        raise Problem(409, "idempotency_key_reused",
+                      "this Idempotency-Key was used with a different request body") from exc
+    answer = await _first_answer(request, tenant_id, result)
+    return web.json_response(answer, status=201 if result.created else 200)
+
+
+async def _first_answer(
+    request: web.Request, tenant_id: uuid.UUID, result: TopupResult
+) -> dict[str, Any]:
+    """The body of the first answer for this key, stored once and replayed verbatim."""
+    pool = request.app[PG_POOL]
+    candidate = {
+        "topup_id": str(result.topup_id),
+        "credits": result.credits,
+        "reference": result.reference,
+        "balance": await balance_json(request.app, tenant_id),
+    }
+    stored = await pool.fetchval(
+        """UPDATE topups SET response = COALESCE(response, $2::jsonb) WHERE id = $1
+           RETURNING response""",
+        result.topup_id,
+        orjson.dumps(candidate).decode(),
+    )
+    answer: dict[str, Any] = orjson.loads(stored) if isinstance(stored, str) else stored
+    return answer
+
+
+async def get_balance(request: web.Request) -> web.Response:
+    tenant_id = await require_tenant(request)
+    return web.json_response(await balance_json(request.app, tenant_id))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/topups", create_topup)
+    app.router.add_get("/v1/balance", get_balance)
+    app.router.add_get("/v1/usage", usage_handler)

@@ -1,0 +1,61 @@
+"""Metering services wired into the app: the credit store, the outbox sink, the sweeper.
+
+The sink and the sweeper run in every gateway process; several processes cooperate
+(one consumer group for the sink; sweeping is an idempotent Lua script per tenant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from api.context import CREDIT_STORE, PG_POOL, REDIS
+from gateway.background import background_task
+from gateway.state import METRICS, SETTINGS
+from metering.credit_store import CreditStore
+from metering.ratecard import default_rate_card
+from metering.rating import smallest_billable_micro
+from metering.sink import Sink
+
+log = logging.getLogger("voicegw.wiring")
+
+SWEEP_EVERY_S = 5.0
+
+
+async def _credit_store_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[CREDIT_STORE] = CreditStore(
+        app[REDIS], app[SETTINGS].redis_prefix,
+        min_billable_micro=smallest_billable_micro(default_rate_card()),
+    )
+    yield
+
+
+async def run_sink(app: web.Application) -> None:
+    sink = Sink(app[REDIS], app[PG_POOL], app[SETTINGS].redis_prefix)
+    await sink.run()
+
+
+async def run_sweeper(app: web.Application) -> None:
+    """Settles sessions whose reservation expired (their gateway died): no stranded credit."""
+    store = app[CREDIT_STORE]
+    while True:
+        await asyncio.sleep(SWEEP_EVERY_S)
+        try:
+            swept = await store.sweep_all(int(time.time() * 1000))
+        except Exception as exc:
+            app[METRICS].redis_errors.inc(op="sweep")
+            log.warning("sweep failed: %s", exc)
+            continue
+        if swept:
+            log.info("swept %d expired sessions", len(swept))
+
+
+def wire_metering(app: web.Application) -> None:
+    app.cleanup_ctx.append(_credit_store_ctx)
+    if app[SETTINGS].run_sink:
+        app.cleanup_ctx.append(background_task("outbox-sink", run_sink))
+    app.cleanup_ctx.append(background_task("sweeper", run_sweeper))

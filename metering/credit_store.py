@@ -1,0 +1,234 @@
+"""The live credit store: balances and reservations in Redis, changed only by Lua scripts.
+
+Gy-style credit control (RFC 4006): `reserve` (INITIAL) opens a session with a slice of
+credit held; `update` (UPDATE) debits the cost reported so far and tops the hold up
+again; `terminate` (TERMINATE) debits the final cost and releases the rest; `charge` is a
+one-shot debit. Each script touches one tenant's hash slot and is atomic, so concurrent
+sessions of a tenant can never together hold more than its balance.
+
+Per tenant, at every moment: topped_up = available + reserved + billed.
+
+Overdraft bound: a session is debited at most (everything it was granted) + its
+`overdraft_limit`. Cost reported beyond that is written off (recorded on the session and
+the account as `written_off`, never billed), so the available balance can fall below
+zero by at most the sum of the overdraft limits of the sessions that used theirs.
+Time (`now_ms`) is always passed in, never read from Redis, so scenarios can move the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+from metering.keys import check_id, live_pattern, tenant_keys, tenant_of_live_key
+
+EVENT_MARKER_TTL_S = 7 * 24 * 3600
+
+
+def _load(name: str) -> str:
+    folder = resources.files("metering") / "lua"
+    return (folder / "lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True)
+class Grant:
+    status: str  # granted | final | exhausted | replay | insufficient | unknown
+    held: int
+    final: bool
+    expires_ms: int
+    written_off: int
+    billed: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("granted", "final", "replay")
+
+
+@dataclass(frozen=True)
+class Settlement:
+    status: str  # settled | swept | replay | alive | unknown (or the end status given)
+    billed: int
+    written_off: int
+    started_ms: int
+    usage: dict[str, int]
+    released: int
+
+
+@dataclass(frozen=True)
+class Charge:
+    status: str  # charged | replay | insufficient
+    micro: int
+
+
+@dataclass(frozen=True)
+class Balance:
+    topped_up: int
+    available: int
+    reserved: int
+    billed: int
+    written_off: int
+    paused: bool
+
+
+def _non_negative(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer")
+    return value
+
+
+def _json_object(name: str, value: dict[str, Any] | None) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict")
+    return orjson.dumps(value).decode()
+
+
+def _grant(reply: list[Any]) -> Grant:
+    status, held, final, expires, written_off, billed = reply
+    return Grant(status.decode(), int(held), bool(int(final)), int(expires), int(written_off),
+                 int(billed))
+
+
+class CreditStore:
+    """One tenant-sharded credit store on a Redis connection; cheap to construct."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, min_billable_micro: int = 1) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.min_billable_micro = min_billable_micro
+        self._sources = {name: _load(name) for name in
+                         ("reserve", "update", "terminate", "charge", "topup", "rebuild")}
+        self._shas: dict[str, str] = {}
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        sha = self._shas.get(name)
+        if sha is not None:
+            try:
+                return await self.redis.evalsha(sha, len(keys), *keys, *args)
+            except NoScriptError:
+                pass  # Redis restarted or flushed its script cache: load again
+        self._shas[name] = await self.redis.script_load(self._sources[name])
+        return await self.redis.evalsha(self._shas[name], len(keys), *keys, *args)
+
+    async def apply_topup(self, tenant: str, topup_id: str, micro: int) -> bool:
+        k = tenant_keys(self.prefix, tenant)
+        check_id("topup id", topup_id)
+        if _non_negative("micro", micro) == 0:
+            raise ValueError("a top-up must add credit")
+        return bool(await self._run("topup", [k.account, k.topups], [topup_id, micro]))
+
+    async def reserve(
+        self, tenant: str, session_id: str, *, channel: str, requested: int, min_grant: int,
+        validity_ms: int, overdraft_limit: int, now_ms: int, meta: dict[str, Any] | None = None,
+    ) -> Grant:
+        k = tenant_keys(self.prefix, tenant)
+        check_id("session id", session_id)
+        check_id("channel", channel)
+        for name, value in (("requested", requested), ("min_grant", min_grant),
+                            ("validity_ms", validity_ms), ("overdraft_limit", overdraft_limit),
+                            ("now_ms", now_ms)):
+            _non_negative(name, value)
+        reply = await self._run(
+            "reserve", [k.account, k.session(session_id), k.live],
+            [tenant, session_id, channel, requested, min_grant, validity_ms, overdraft_limit,
+             now_ms, _json_object("meta", meta) or "{}"])
+        return _grant(reply)
+
+    async def update(
+        self, tenant: str, session_id: str, *, charged_total: int, usage: dict[str, int],
+        target_held: int, min_grant: int, validity_ms: int, now_ms: int,
+    ) -> Grant:
+        k = tenant_keys(self.prefix, tenant)
+        check_id("session id", session_id)
+        for name, value in (("charged_total", charged_total), ("target_held", target_held),
+                            ("min_grant", min_grant), ("validity_ms", validity_ms),
+                            ("now_ms", now_ms)):
+            _non_negative(name, value)
+        reply = await self._run(
+            "update", [k.account, k.session(session_id), k.live, k.outbox],
+            [session_id, charged_total, _json_object("usage", usage), target_held, min_grant,
+             validity_ms, now_ms])
+        return _grant(reply)
+
+    async def terminate(
+        self, tenant: str, session_id: str, *, charged_total: int | None,
+        usage: dict[str, int] | None, now_ms: int, end_status: str = "settled",
+        details: dict[str, Any] | None = None, sweep: bool = False,
+    ) -> Settlement:
+        k = tenant_keys(self.prefix, tenant)
+        check_id("session id", session_id)
+        check_id("end status", end_status)
+        total = -1 if charged_total is None else _non_negative("charged_total", charged_total)
+        reply = await self._run(
+            "terminate", [k.account, k.session(session_id), k.live, k.outbox],
+            [session_id, total, _json_object("usage", usage), _non_negative("now_ms", now_ms),
+             end_status, _json_object("details", details), "sweep" if sweep else "stop"])
+        status, billed, written_off, started, usage_json, released = reply
+        return Settlement(status.decode(), int(billed), int(written_off), int(started),
+                          orjson.loads(usage_json), int(released))
+
+    async def charge(
+        self, tenant: str, event_id: str, *, channel: str, micro: int, usage: dict[str, int],
+        now_ms: int,
+    ) -> Charge:
+        k = tenant_keys(self.prefix, tenant)
+        check_id("event id", event_id)
+        check_id("channel", channel)
+        reply = await self._run(
+            "charge", [k.account, k.event(event_id), k.outbox],
+            [tenant, event_id, channel, _non_negative("micro", micro),
+             _json_object("usage", usage), _non_negative("now_ms", now_ms),
+             EVENT_MARKER_TTL_S])
+        return Charge(reply[0].decode(), int(reply[1]))
+
+    async def balance(self, tenant: str) -> Balance:
+        k = tenant_keys(self.prefix, tenant)
+        raw = await self.redis.hmget(k.account, "topped_up", "available", "reserved", "billed",
+                                     "written_off")
+        topped_up, available, reserved, billed, written_off = (int(v or 0) for v in raw)
+        return Balance(topped_up, available, reserved, billed, written_off,
+                       paused=available < self.min_billable_micro)
+
+    async def session(self, tenant: str, session_id: str) -> dict[str, str]:
+        k = tenant_keys(self.prefix, tenant)
+        raw = await self.redis.hgetall(k.session(session_id))
+        return {key.decode(): value.decode() for key, value in raw.items()}
+
+    async def live_sessions(self, tenant: str) -> list[str]:
+        k = tenant_keys(self.prefix, tenant)
+        return [m.decode() for m in await self.redis.zrange(k.live, 0, -1)]
+
+    async def sweep(self, tenant: str, now_ms: int, limit: int = 500) -> list[str]:
+        """Closes the tenant's sessions whose reservation expired, with only the cost they
+        last reported; the held rest goes back to the balance."""
+        k = tenant_keys(self.prefix, tenant)
+        expired = await self.redis.zrangebyscore(k.live, "-inf", now_ms, start=0, num=limit)
+        swept: list[str] = []
+        for raw in expired:
+            session_id = raw.decode()
+            result = await self.terminate(tenant, session_id, charged_total=None, usage=None,
+                                          now_ms=now_ms, end_status="swept", sweep=True)
+            if result.status == "swept":
+                swept.append(session_id)
+            elif result.status == "unknown":  # its hash expired: drop the dangling entry
+                await self.redis.zrem(k.live, session_id)
+        return swept
+
+    async def sweep_all(self, now_ms: int) -> list[str]:
+        swept: list[str] = []
+        async for key in self.redis.scan_iter(match=live_pattern(self.prefix), count=1000):
+            tenant = tenant_of_live_key(self.prefix, key.decode())
+            swept.extend(await self.sweep(tenant, now_ms))
+        return swept
+
+    async def rebuild(self, tenant: str, *, topped_up: int, billed: int,
+                      topup_ids: list[str]) -> int:
+        k = tenant_keys(self.prefix, tenant)
+        return int(await self._run("rebuild", [k.account, k.topups],
+                                   [topped_up, billed, *topup_ids]))

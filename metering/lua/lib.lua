@@ -1,0 +1,68 @@
+-- Shared helpers, prepended to every credit-control script.
+-- Amounts are integer micro-credits. Lua numbers are doubles: exact up to 2^53, far above
+-- any balance (9 * 10^9 credits), but tostring() would print large ones as 1e+15, so
+-- every number written back goes through int().
+local function int(n) return string.format('%d', n) end
+local function num(v) return tonumber(v) or 0 end
+
+-- Debits a session's newly reported cost. Cost comes out of the session's held
+-- reservation first, then out of the available balance, but a session is never debited
+-- more than it was granted plus its overdraft limit: the rest is written off (counted,
+-- not billed). Returns the amount debited now.
+local function debit(acct, sess, outbox, sid, charged_total, usage_json, now)
+  local s = redis.call('HMGET', sess, 'charged', 'held', 'granted_total', 'billed',
+                       'overdraft_limit', 'tenant', 'channel', 'seq')
+  local charged, held, granted, billed, limit = num(s[1]), num(s[2]), num(s[3]), num(s[4]), num(s[5])
+  if usage_json ~= '' then redis.call('HSET', sess, 'usage', usage_json) end
+  local delta = charged_total - charged
+  if delta <= 0 then return 0 end
+  local from_held = math.min(delta, held)
+  local rest = delta - from_held
+  local room = math.max(granted + limit - billed - from_held, 0)
+  local over = math.min(rest, room)
+  local written_off = rest - over
+  local debited = from_held + over
+  redis.call('HSET', sess, 'charged', int(charged_total), 'held', int(held - from_held),
+             'billed', int(billed + debited))
+  if written_off > 0 then
+    redis.call('HINCRBY', sess, 'written_off', int(written_off))
+    redis.call('HINCRBY', acct, 'written_off', int(written_off))
+  end
+  if debited > 0 then
+    redis.call('HINCRBY', acct, 'reserved', int(-from_held))
+    redis.call('HINCRBY', acct, 'available', int(-over))
+    redis.call('HINCRBY', acct, 'billed', int(debited))
+    local seq = num(s[8]) + 1
+    redis.call('HSET', sess, 'seq', int(seq))
+    redis.call('XADD', outbox, '*', 'id', sid .. ':' .. int(seq), 'type', 'debit',
+               'tenant', s[6], 'session', sid, 'channel', s[7], 'micro', int(debited),
+               'usage', usage_json ~= '' and usage_json or '{}', 'at', int(now))
+  end
+  return debited
+end
+
+-- Tops the session's held reservation up to `target` from the available balance. When the
+-- balance cannot cover it all (or less than `min_grant` is left), what is granted is FINAL.
+local function top_up_hold(acct, sess, target, min_grant)
+  local s = redis.call('HMGET', sess, 'held', 'final')
+  local held, final = num(s[1]), num(s[2])
+  if final == 1 or held >= target then return final end
+  local available = num(redis.call('HGET', acct, 'available'))
+  local wanted = target - held
+  local grant = 0
+  if available >= min_grant and available > 0 then grant = math.min(wanted, available) end
+  if grant < wanted then final = 1 end
+  if grant > 0 then
+    redis.call('HINCRBY', acct, 'available', int(-grant))
+    redis.call('HINCRBY', acct, 'reserved', int(grant))
+    redis.call('HINCRBY', sess, 'held', int(grant))
+    redis.call('HINCRBY', sess, 'granted_total', int(grant))
+  end
+  redis.call('HSET', sess, 'final', final)
+  return final
+end
+
+local function session_state(sess)
+  local s = redis.call('HMGET', sess, 'held', 'final', 'expires_ms', 'written_off', 'billed')
+  return {num(s[1]), num(s[2]), num(s[3]), num(s[4]), num(s[5])}
+end

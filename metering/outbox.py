@@ -1,0 +1,152 @@
+"""Outbox events (as the Lua scripts write them) turned into ledger rows. Pure: no I/O.
+
+Event types and the rows they become:
+- `debit`   -> one `ledger_entries` row (kind session_debit), id `<session>:<seq>`
+- `charge`  -> one `ledger_entries` row (kind charge) and a `usage_events` row per meter
+- `session` -> one `sessions` row (the call record) and a `usage_events` row per meter,
+               priced per meter from `details.charges` when the settling code put it there
+
+Every row carries an id derived from the event id, so writing an event twice is a no-op.
+An entry that cannot be read is never dropped: it goes to `outbox_rejects` for an
+operator to look at, and the rest of the batch lands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+LEDGER_SQL = """INSERT INTO ledger_entries
+    (event_id, tenant_id, session_id, kind, channel, micro_credits, usage, occurred_at)
+    VALUES ($1, $2::uuid, $3, $4, $5, $6, $7::jsonb, $8) ON CONFLICT DO NOTHING"""
+SESSION_SQL = """INSERT INTO sessions
+    (session_id, tenant_id, channel, status, started_at, ended_at, usage, micro_credits,
+     written_off, details)
+    VALUES ($1, $2::uuid, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::jsonb) ON CONFLICT DO NOTHING"""
+USAGE_SQL = """INSERT INTO usage_events
+    (event_id, tenant_id, session_id, channel, meter, units, micro_credits, occurred_at)
+    VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"""
+
+
+class BadEvent(ValueError):
+    """An outbox entry missing a field or holding an unreadable value."""
+
+
+@dataclass
+class EventRows:
+    ledger: list[tuple[Any, ...]] = field(default_factory=list)
+    sessions: list[tuple[Any, ...]] = field(default_factory=list)
+    usage: list[tuple[Any, ...]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def statements(self) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+        yield LEDGER_SQL, self.ledger
+        yield SESSION_SQL, self.sessions
+        yield USAGE_SQL, self.usage
+
+    def __len__(self) -> int:
+        return len(self.ledger) + len(self.sessions) + len(self.usage)
+
+
+def _text(fields: dict[bytes, bytes], name: str) -> str:
+    value = fields.get(name.encode())
+    if value is None:
+        raise BadEvent(f"missing field {name!r}")
+    return value.decode()
+
+
+def _int(fields: dict[bytes, bytes], name: str) -> int:
+    try:
+        return int(_text(fields, name))
+    except ValueError as exc:
+        raise BadEvent(f"field {name!r} is not an integer") from exc
+
+
+def _json(fields: dict[bytes, bytes], name: str) -> dict[str, Any]:
+    raw = fields.get(name.encode(), b"{}")
+    try:
+        value = orjson.loads(raw) if raw not in (b"", b"[]") else {}
+    except orjson.JSONDecodeError as exc:
+        raise BadEvent(f"field {name!r} is not JSON") from exc
+    if not isinstance(value, dict):
+        raise BadEvent(f"field {name!r} is not a JSON object")
+    return value
+
+
+def _when(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+def _units(usage: dict[str, Any]) -> dict[str, int]:
+    units: dict[str, int] = {}
+    for meter, value in usage.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise BadEvent(f"usage of {meter!r} is not a non-negative integer")
+        units[meter] = value
+    return units
+
+
+def add_event(rows: EventRows, fields: dict[bytes, bytes]) -> None:
+    kind = _text(fields, "type")
+    tenant = _text(fields, "tenant")
+    channel = _text(fields, "channel")
+    if kind == "debit":
+        usage = _units(_json(fields, "usage"))
+        rows.ledger.append((_text(fields, "id"), tenant, _text(fields, "session"),
+                            "session_debit", channel, _int(fields, "micro"),
+                            orjson.dumps(usage).decode(), _when(_int(fields, "at"))))
+    elif kind == "charge":
+        event_id = _text(fields, "id")
+        usage = _units(_json(fields, "usage"))
+        at = _when(_int(fields, "at"))
+        micro = _int(fields, "micro")
+        rows.ledger.append((event_id, tenant, None, "charge", channel, micro,
+                            orjson.dumps(usage).decode(), at))
+        _add_usage(rows, event_id, tenant, None, channel, usage, {}, micro, at)
+    elif kind == "session":
+        session = _text(fields, "session")
+        usage = _units(_json(fields, "usage"))
+        details = _json(fields, "details")
+        ended = _when(_int(fields, "ended_ms"))
+        micro = _int(fields, "micro")
+        rows.sessions.append((session, tenant, channel, _text(fields, "status"),
+                              _when(_int(fields, "started_ms")), ended,
+                              orjson.dumps(usage).decode(), micro,
+                              _int(fields, "written_off"), orjson.dumps(details).decode()))
+        charges = details.get("charges") if isinstance(details.get("charges"), dict) else {}
+        _add_usage(rows, f"{session}:settled", tenant, session, channel, usage,
+                   charges or {}, micro, ended)
+    else:
+        raise BadEvent(f"unknown event type {kind!r}")
+
+
+def _add_usage(rows: EventRows, base_id: str, tenant: str, session: str | None, channel: str,
+               usage: dict[str, int], charges: dict[str, Any], total: int,
+               at: dt.datetime) -> None:
+    """A usage row per meter; with no per-meter prices, the whole amount goes to the one
+    metered meter (one-shot charges are for a single meter)."""
+    for meter, units in sorted(usage.items()):
+        priced = charges.get(meter)
+        if isinstance(priced, int) and not isinstance(priced, bool):
+            micro = priced
+        else:
+            micro = total if len(usage) == 1 else 0
+        rows.usage.append((f"{base_id}:{meter}", tenant, session, channel, meter, units,
+                           micro, at))
+
+
+def rows_from_entries(entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> EventRows:
+    rows = EventRows()
+    for entry_id, fields in entries:
+        try:
+            add_event(rows, fields)
+        except BadEvent as exc:
+            readable = {k.decode(errors="replace"): v.decode(errors="replace")
+                        for k, v in fields.items()}
+            readable["_error"] = str(exc)
+            rows.rejected.append((entry_id.decode(), orjson.dumps(readable).decode()))
+    return rows

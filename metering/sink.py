@@ -1,0 +1,151 @@
+"""The outbox sink: billable events leave Redis streams and land once in PostgreSQL.
+
+Each tenant's events sit on its own stream (`<prefix>{t:<tenant>}:outbox`, in the
+tenant's hash slot, so the Lua scripts that write them touch one slot). Any number of
+sink processes share one consumer group. A batch is inserted in one transaction with
+ON CONFLICT DO NOTHING on the event id, and acknowledged only after the commit:
+delivery is at-least-once, the effect exactly-once. A consumer that died leaves its
+entries pending; after `claim_idle_ms` another consumer claims and writes them. While
+PostgreSQL is down nothing is acknowledged: events wait in Redis and drain when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from metering.outbox import EventRows, rows_from_entries
+
+log = logging.getLogger("voicegw.sink")
+
+GROUP = "ledger-sink"
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass
+class SinkStats:
+    batches: int = 0
+    events: int = 0
+    claimed: int = 0
+    failures: int = 0
+
+
+@dataclass
+class Sink:
+    redis: aioredis.Redis
+    pool: asyncpg.Pool
+    prefix: str
+    consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    batch_size: int = 1000
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    discover_every_s: float = 2.0
+    stats: SinkStats = field(default_factory=SinkStats)
+    _streams: set[bytes] = field(default_factory=set)
+
+    # -- discovery -------------------------------------------------------------------
+    async def discover(self) -> set[bytes]:
+        """Finds every tenant outbox stream and makes sure our group exists on it."""
+        found: set[bytes] = set()
+        async for key in self.redis.scan_iter(match=f"{self.prefix}{{t:*}}:outbox", count=1000):
+            found.add(key)
+        for stream in found - self._streams:
+            try:
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._streams |= found
+        return self._streams
+
+    # -- one pass --------------------------------------------------------------------
+    async def drain_once(self) -> int:
+        """Writes what is pending for us, claims what dead consumers left, reads new
+        entries. Returns how many events were written (or found already written)."""
+        streams = await self.discover()
+        if not streams:
+            return 0
+        written = 0
+        for stream in sorted(streams):
+            written += await self._write_and_ack(stream, await self._own_pending(stream))
+            written += await self._claim_stale(stream)
+        fresh = await self.redis.xreadgroup(
+            GROUP, self.consumer, {s: ">" for s in sorted(streams)}, count=self.batch_size,
+            block=None,
+        )
+        for stream, entries in fresh or []:
+            written += await self._write_and_ack(stream, entries)
+        return written
+
+    async def _own_pending(self, stream: bytes) -> list[Entry]:
+        reply = await self.redis.xreadgroup(
+            GROUP, self.consumer, {stream: "0"}, count=self.batch_size
+        )
+        return [e for _, entries in reply or [] for e in entries if e[1]]
+
+    async def _claim_stale(self, stream: bytes) -> int:
+        reply = await self.redis.xautoclaim(
+            stream, GROUP, self.consumer, min_idle_time=self.claim_idle_ms, start_id="0-0",
+            count=self.batch_size,
+        )
+        entries = [e for e in reply[1] if e[1]]
+        self.stats.claimed += len(entries)
+        # Entries deleted from the stream come back without fields: ack them away.
+        gone = [e[0] for e in reply[1] if not e[1]] + list(reply[2] if len(reply) > 2 else [])
+        if gone:
+            await self.redis.xack(stream, GROUP, *gone)
+        return await self._write_and_ack(stream, entries)
+
+    async def _write_and_ack(self, stream: bytes, entries: Sequence[Entry]) -> int:
+        if not entries:
+            return 0
+        rows = rows_from_entries(entries)
+        await self._insert(rows)
+        ids = [entry_id for entry_id, _ in entries]
+        # Acknowledge only after the commit; then drop them from the stream (kept short).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(stream, GROUP, *ids)
+            pipe.xdel(stream, *ids)
+            await pipe.execute()
+        self.stats.batches += 1
+        self.stats.events += len(entries)
+        if rows.rejected:
+            log.error("outbox entries with unreadable fields kept aside: %s", rows.rejected)
+        return len(entries)
+
+    async def _insert(self, rows: EventRows) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for statement, records in rows.statements():
+                if records:
+                    await conn.executemany(statement, records)
+            if rows.rejected:
+                await conn.executemany(
+                    """INSERT INTO outbox_rejects (entry_id, fields) VALUES ($1, $2::jsonb)
+                       ON CONFLICT DO NOTHING""",
+                    rows.rejected,
+                )
+
+    # -- the loop --------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Drains until cancelled (or `stop` is set), backing off while a store is down."""
+        backoff = 0.1
+        while stop is None or not stop.is_set():
+            try:
+                written = await self.drain_once()
+                backoff = 0.1
+                if written == 0:
+                    await asyncio.sleep(min(self.block_ms / 1000, 0.25))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    aioredis.RedisError, asyncio.TimeoutError) as exc:
+                self.stats.failures += 1
+                log.warning("sink pass failed (%s); events stay in Redis, retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
