@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply pending SQL migrations to VOICEGW_DATABASE_URL (idempotent).",
     )
     migrate.set_defaults(func=cmd_migrate)
+
+    from gateway.cli_metering import add_metering_commands
+
+    add_metering_commands(commands)
     return parser
 
 

@@ -34,7 +34,9 @@ def test_migrate_without_database_url_is_a_config_error() -> None:
     assert "VOICEGW_DATABASE_URL: missing" in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["dev"], ["migrate"]])
+@pytest.mark.parametrize(
+    "command", [[], ["serve"], ["dev"], ["migrate"], ["sink"], ["reconcile"]]
+)
 def test_help_on_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args([*command, "--help"])
