@@ -91,7 +91,9 @@ async def _ensure_database(server_url: str) -> str:
     return server_url.rsplit("/", 1)[0] + "/" + DEV_DATABASE
 
 
-def _dev_environment(env: dict[str, str], state: dict[str, Any], vendors: dict[str, str]) -> Settings:
+def _dev_environment(
+    env: dict[str, str], state: dict[str, Any], vendors: dict[str, str]
+) -> Settings:
     defaults = {
         "VOICEGW_ADMIN_TOKEN": state["admin_token"],
         "VOICEGW_TWILIO_AUTH_TOKEN": state["twilio_auth_token"],
@@ -157,8 +159,7 @@ def vendors_emulated(vendors: dict[str, str]) -> set[str]:
 
 
 async def _ensure_demo_tenant(app: web.Application, state: dict[str, Any], path: Path) -> None:
-    from api.context import PG_POOL
-    from api.context import CREDIT_STORE
+    from api.context import CREDIT_STORE, PG_POOL
     from metering.tenants import PhoneNumber, add_number, create_tenant, get_tenant
     from metering.topups import topup
 
@@ -177,7 +178,9 @@ async def _ensure_demo_tenant(app: web.Application, state: dict[str, Any], path:
                 reference="voicegw dev demo credit")
 
 
-def _print_banner(settings: Settings, port: int, state: dict[str, Any], emulated: list[str]) -> None:
+def _print_banner(
+    settings: Settings, port: int, state: dict[str, Any], emulated: list[str]
+) -> None:
     base = f"http://{settings.host}:{port}"
     lines = [
         "",

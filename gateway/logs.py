@@ -17,7 +17,9 @@ from collections.abc import Iterable
 
 import orjson
 
-tenant_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant_id", default=None)
+tenant_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "tenant_id", default=None
+)
 call_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_id", default=None)
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None

@@ -20,7 +20,7 @@ async def migrate_until_done(app: web.Application) -> None:
     while True:
         try:
             applied = await migrate_url(app[SETTINGS].database_url)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             log.warning("database not reachable for migrations (%s); retrying", exc)
             await asyncio.sleep(MIGRATE_RETRY_S)
             continue

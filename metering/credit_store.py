@@ -89,6 +89,10 @@ def _json_object(name: str, value: dict[str, Any] | None) -> str:
     return orjson.dumps(value).decode()
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _grant(reply: list[Any]) -> Grant:
     status, held, final, expires, written_off, billed = reply
     return Grant(status.decode(), int(held), bool(int(final)), int(expires), int(written_off),
@@ -198,11 +202,11 @@ class CreditStore:
     async def session(self, tenant: str, session_id: str) -> dict[str, str]:
         k = tenant_keys(self.prefix, tenant)
         raw = await self.redis.hgetall(k.session(session_id))
-        return {key.decode(): value.decode() for key, value in raw.items()}
+        return {_text(key): _text(value) for key, value in raw.items()}
 
     async def live_sessions(self, tenant: str) -> list[str]:
         k = tenant_keys(self.prefix, tenant)
-        return [m.decode() for m in await self.redis.zrange(k.live, 0, -1)]
+        return [_text(m) for m in await self.redis.zrange(k.live, 0, -1)]
 
     async def sweep(self, tenant: str, now_ms: int, limit: int = 500) -> list[str]:
         """Closes the tenant's sessions whose reservation expired, with only the cost they
@@ -211,7 +215,7 @@ class CreditStore:
         expired = await self.redis.zrangebyscore(k.live, "-inf", now_ms, start=0, num=limit)
         swept: list[str] = []
         for raw in expired:
-            session_id = raw.decode()
+            session_id = _text(raw)
             result = await self.terminate(tenant, session_id, charged_total=None, usage=None,
                                           now_ms=now_ms, end_status="swept", sweep=True)
             if result.status == "swept":
@@ -223,7 +227,7 @@ class CreditStore:
     async def sweep_all(self, now_ms: int) -> list[str]:
         swept: list[str] = []
         async for key in self.redis.scan_iter(match=live_pattern(self.prefix), count=1000):
-            tenant = tenant_of_live_key(self.prefix, key.decode())
+            tenant = tenant_of_live_key(self.prefix, _text(key))
             swept.extend(await self.sweep(tenant, now_ms))
         return swept
 

@@ -66,7 +66,7 @@ class RateCard:
 
 
 def _price(meter: str, field: str, value: Any) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise RateCardError(f"{meter}.{field}: write prices as strings or integers, not floats")
     if not isinstance(value, (int, str)):
         raise RateCardError(f"{meter}.{field}: must be a decimal string or an integer")

@@ -17,6 +17,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -77,7 +78,7 @@ class Sink:
         for stream in sorted(streams):
             written += await self._write_and_ack(stream, await self._own_pending(stream))
             written += await self._claim_stale(stream)
-        fresh = await self.redis.xreadgroup(
+        fresh: Any = await self.redis.xreadgroup(
             GROUP, self.consumer, {s: ">" for s in sorted(streams)}, count=self.batch_size,
             block=None,
         )
@@ -86,13 +87,13 @@ class Sink:
         return written
 
     async def _own_pending(self, stream: bytes) -> list[Entry]:
-        reply = await self.redis.xreadgroup(
+        reply: Any = await self.redis.xreadgroup(
             GROUP, self.consumer, {stream: "0"}, count=self.batch_size
         )
         return [e for _, entries in reply or [] for e in entries if e[1]]
 
     async def _claim_stale(self, stream: bytes) -> int:
-        reply = await self.redis.xautoclaim(
+        reply: Any = await self.redis.xautoclaim(
             stream, GROUP, self.consumer, min_idle_time=self.claim_idle_ms, start_id="0-0",
             count=self.batch_size,
         )
@@ -143,8 +144,8 @@ class Sink:
                 backoff = 0.1
                 if written == 0:
                     await asyncio.sleep(min(self.block_ms / 1000, 0.25))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                    aioredis.RedisError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    aioredis.RedisError) as exc:
                 self.stats.failures += 1
                 log.warning("sink pass failed (%s); events stay in Redis, retrying", exc)
                 await asyncio.sleep(backoff)

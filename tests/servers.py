@@ -32,7 +32,8 @@ class TestServers:
     def _scratch(self) -> Path:
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="voicegw-test-")
-            os.chmod(self._tmp.name, 0o755)  # the embedded postgres user must reach it
+            # The embedded postgres system user must reach it; nothing secret lives here.
+            os.chmod(self._tmp.name, 0o755)  # noqa: S103
         return Path(self._tmp.name)
 
     @property

@@ -35,7 +35,7 @@ def test_blocking_guard_catches_a_blocked_loop(
         def test_blocks():
             async def main():
                 await asyncio.sleep(0)
-                time.sleep(0.7)
+                time.sleep(1.3)
                 await asyncio.sleep(0)
             asyncio.run(main())
         """

@@ -31,7 +31,7 @@ async def test_healthz_and_readyz_ok(
 async def test_readyz_names_redis_while_it_is_down_and_recovers(
     aiohttp_client: ClientFactory, database_url: str, key_prefix: str, tmp_path: Path
 ) -> None:
-    tmp_path.chmod(0o755)
+    await asyncio.to_thread(tmp_path.chmod, 0o755)  # the embedded server user reads it
     redis = EmbeddedRedis(tmp_path / "redis")
     url = await asyncio.to_thread(redis.start)
     try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from metering.credit_store import Balance, CreditStore
+from metering.credit_store import Balance, CreditStore, Grant
 from metering.keys import tenant_keys
 
 T = "tenant-a"
@@ -25,12 +27,13 @@ def conserved(balance: Balance) -> bool:
 
 
 async def outbox(store: CreditStore) -> list[dict[str, str]]:
-    entries = await store.redis.xrange(tenant_keys(store.prefix, T).outbox)
+    entries: Any = await store.redis.xrange(
+        tenant_keys(store.prefix, T).outbox)
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
 
 async def open_session(store: CreditStore, sid: str = "s1", requested: int = 30 * C,
-                       now: int = 1_000) -> object:
+                       now: int = 1_000) -> Grant:
     return await store.reserve(T, sid, channel="phone", requested=requested, min_grant=C,
                                validity_ms=60_000, overdraft_limit=5 * C, now_ms=now)
 

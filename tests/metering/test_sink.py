@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +18,7 @@ from metering.keys import tenant_keys
 from metering.migrate import migrate_url
 from metering.outbox import rows_from_entries
 from metering.reconcile import reconcile
-from metering.sink import GROUP, Sink
+from metering.sink import GROUP, Entry, Sink
 
 C = 1_000_000
 
@@ -95,8 +96,7 @@ async def test_a_sink_killed_mid_batch_loses_nothing_and_doubles_nothing(
     original = doomed._write_and_ack
     calls = 0
 
-    async def die_after_commit(stream: bytes, entries: list[tuple[bytes, dict[bytes, bytes]]]
-                               ) -> int:
+    async def die_after_commit(stream: bytes, entries: Sequence[Entry]) -> int:
         nonlocal calls
         calls += 1 if entries else 0
         if calls <= 1:
@@ -123,7 +123,7 @@ async def test_a_sink_killed_mid_batch_loses_nothing_and_doubles_nothing(
 async def test_postgres_down_events_wait_then_land(
     redis_client: aioredis.Redis, key_prefix: str, tmp_path: Path
 ) -> None:
-    tmp_path.chmod(0o755)
+    await asyncio.to_thread(tmp_path.chmod, 0o755)  # the embedded server user reads it
     server = EmbeddedPostgres(tmp_path / "pg")
     url = await asyncio.to_thread(server.start)
     try:
