@@ -119,6 +119,10 @@ async def _dev_main(env: dict[str, str], state: dict[str, Any], state_path: Path
     try:
         vendors = _emulated_vendors(env, emulators.base_urls())
         settings = _dev_environment(env, state, vendors)
+        emulated = emulators.config.vendors
+        emulated.twilio_accounts[settings.twilio_account_sid] = settings.twilio_auth_token
+        emulated.graph_token = settings.whatsapp_access_token
+        emulated.tts_pacing = 1.0  # real-time audio, as a caller would hear it
         await migrate_url(settings.database_url)
 
         async def on_started(app: web.Application, port: int) -> None:
