@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 
 from load.emulators.openai_chat import ChatState, ChatTiming
 from load.emulators.rest_vendors import VendorState
@@ -36,10 +37,8 @@ def main() -> None:
     parser.add_argument("--graph-token", default="dev-whatsapp-access-token")
     parser.add_argument("--twilio-account-sid", default="AC" + "0" * 32)
     parser.add_argument("--twilio-auth-token", default="dev-twilio-auth-token")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(parser.parse_args()))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -8,14 +8,16 @@ from collections.abc import AsyncIterator
 import aiohttp
 import openai
 import pytest
+from openai.types.chat import ChatCompletionToolParam
 
 from load.emulators.openai_chat import ChatState, ChatTiming
 from load.emulators.rest_vendors import VendorState
 from load.emulators.server import EmulatorConfig, RunningEmulators, start_emulators
 
 SID, TOKEN = "AC" + "1" * 32, "twilio-secret"
-TOOLS = [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}}
-         for n in ("book_appointment", "create_support_ticket", "transfer_to_human")]
+TOOLS: list[ChatCompletionToolParam] = [
+    {"type": "function", "function": {"name": n, "parameters": {"type": "object"}}}
+    for n in ("book_appointment", "create_support_ticket", "transfer_to_human")]
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ async def test_streamed_text_with_usage(emulators: RunningEmulators) -> None:
 
 async def test_streamed_tool_call(emulators: RunningEmulators) -> None:
     stream = await _client(emulators).chat.completions.create(
-        model="m", tools=TOOLS, stream=True,  # type: ignore[arg-type]
+        model="m", tools=TOOLS, stream=True,
         messages=[{"role": "user", "content": "I want to book an appointment tomorrow at 3pm"}])
     name, arguments, finish = "", "", None
     async for chunk in stream:
