@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 from aiohttp import web
 
 from api.balance import balance_json
-from api.context import PG_POOL
+from api.context import CREDIT_STORE, PG_POOL
 from api.problems import Problem, invalid_field
 from api.requests import json_object, optional_str, path_uuid, require_admin, required_str
+from metering.cards import card_for_tenant
+from metering.number_fees import charge_number_fees
 from metering.ratecard import RateCardError, load_rate_card, rate_card_to_dict
 from metering.tenants import (
     DuplicateNumber,
@@ -72,6 +75,11 @@ async def add_number_handler(request: web.Request) -> web.Response:
         await add_number(pool, number)
     except DuplicateNumber as exc:
         raise Problem(409, "number_taken", "that number or WhatsApp id is already held") from exc
+    # After commit: the rest of this month, pro rata (idempotent; the hourly job retries).
+    now = dt.datetime.now(dt.UTC)
+    await charge_number_fees(pool, request.app[CREDIT_STORE],
+                             await card_for_tenant(pool, tenant_id), now.date(),
+                             int(now.timestamp() * 1000), tenant=str(tenant_id))
     return web.json_response(_number_json(number), status=201)
 
 

@@ -10,6 +10,7 @@ with a real key or base URL set is used instead of its emulator.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import secrets
@@ -164,6 +165,8 @@ def vendors_emulated(vendors: dict[str, str]) -> set[str]:
 
 async def _ensure_demo_tenant(app: web.Application, state: dict[str, Any], path: Path) -> None:
     from api.context import CREDIT_STORE, PG_POOL
+    from metering.number_fees import charge_number_fees
+    from metering.ratecard import default_rate_card
     from metering.tenants import PhoneNumber, add_number, create_tenant, get_tenant
     from metering.topups import topup
 
@@ -180,6 +183,9 @@ async def _ensure_demo_tenant(app: web.Application, state: dict[str, Any], path:
     await topup(pool, app[CREDIT_STORE], tenant_id=tenant_id,
                 idempotency_key="dev-initial-credit", credits=DEMO_CREDITS,
                 reference="voicegw dev demo credit")
+    now = dt.datetime.now(dt.UTC)  # the demo number's fee, as the admin API charges it
+    await charge_number_fees(pool, app[CREDIT_STORE], default_rate_card(), now.date(),
+                             int(now.timestamp() * 1000), tenant=str(tenant_id))
 
 
 def _print_banner(

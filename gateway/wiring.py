@@ -7,6 +7,7 @@ The sink and the sweeper run in every gateway process; several processes coopera
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +17,9 @@ from aiohttp import web
 from api.context import CREDIT_STORE, PG_POOL, REDIS
 from gateway.background import background_task
 from gateway.state import METRICS, SETTINGS
+from metering.cards import all_cards
 from metering.credit_store import CreditStore
+from metering.number_fees import charge_number_fees
 from metering.ratecard import default_rate_card
 from metering.rating import smallest_billable_micro
 from metering.sink import Sink
@@ -24,6 +27,7 @@ from metering.sink import Sink
 log = logging.getLogger("voicegw.wiring")
 
 SWEEP_EVERY_S = 5.0
+NUMBER_FEES_EVERY_S = 3600.0
 
 
 async def _credit_store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -54,8 +58,22 @@ async def run_sweeper(app: web.Application) -> None:
             log.info("swept %d expired sessions", len(swept))
 
 
+async def run_number_fees(app: web.Application) -> None:
+    """Charges each held number's fee for the current month, hourly (idempotent)."""
+    while True:
+        try:
+            now = dt.datetime.now(dt.UTC)
+            pool = app[PG_POOL]
+            await charge_number_fees(pool, app[CREDIT_STORE], await all_cards(pool),
+                                     now.date(), int(now.timestamp() * 1000))
+        except Exception as exc:
+            log.warning("number fee run failed: %s", exc)
+        await asyncio.sleep(NUMBER_FEES_EVERY_S)
+
+
 def wire_metering(app: web.Application) -> None:
     app.cleanup_ctx.append(_credit_store_ctx)
     if app[SETTINGS].run_sink:
         app.cleanup_ctx.append(background_task("outbox-sink", run_sink))
     app.cleanup_ctx.append(background_task("sweeper", run_sweeper))
+    app.cleanup_ctx.append(background_task("number-fees", run_number_fees))

@@ -104,7 +104,8 @@ def add_event(rows: EventRows, fields: dict[bytes, bytes]) -> None:
         usage = _units(_json(fields, "usage"))
         at = _when(_int(fields, "at"))
         micro = _int(fields, "micro")
-        rows.ledger.append((event_id, tenant, None, "charge", channel, micro,
+        kind = "number_fee" if channel == "numbers" else "charge"
+        rows.ledger.append((event_id, tenant, None, kind, channel, micro,
                             orjson.dumps(usage).decode(), at))
         _add_usage(rows, event_id, tenant, None, channel, usage, {}, micro, at)
     elif kind == "session":

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from metering.ratecard import MICRO, default_rate_card
+from metering.rating import prorate_number_fee
 
 STARTUP_LIMIT_S = 120
 
@@ -38,12 +43,15 @@ def _start(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
 
 def _get(url: str, key: str | None = None, body: dict[str, Any] | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url,  # noqa: S310 - the loopback gateway we started data=json.dumps(body).encode() if body else None,
-                                     headers={**(headers or {}),
-                                              **({"Authorization": f"Bearer {key}"}
-                                                 if key else {})})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return response.status, json.loads(response.read())
+    auth = {"Authorization": f"Bearer {key}"} if key else {}
+    data = json.dumps(body).encode() if body else None
+    # The loopback gateway this test started: http only, never a file: URL.
+    request = urllib.request.Request(url, data=data, headers={**(headers or {}), **auth})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"{url}: {exc.code} {exc.read()!r}") from exc
 
 
 def _stop(process: subprocess.Popen[str]) -> int:
@@ -59,7 +67,10 @@ def test_dev_runs_and_keeps_its_data(tmp_path: Path) -> None:
         base, key = banner["gateway"], banner["demo API key"]
         assert _get(f"{base}/readyz")[0] == 200
         status, balance = _get(f"{base}/v1/balance", key)
-        assert balance["available_credits"] == "10000.000000"
+        today = dt.datetime.now(dt.UTC).date()
+        month_end = (today.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        fee = prorate_number_fee(default_rate_card(), "number_local_months", today, month_end)
+        assert balance["available_micro_credits"] == 10_000 * MICRO - fee
         status, _ = _get(f"{base}/v1/topups", key, {"credits": 5},
                          {"Idempotency-Key": "between-runs", "Content-Type": "application/json"})
         assert status == 201
@@ -72,7 +83,7 @@ def test_dev_runs_and_keeps_its_data(tmp_path: Path) -> None:
         assert second["demo tenant"] == banner["demo tenant"]
         assert second["admin token"] == banner["admin token"]
         _, balance = _get(f"{second['gateway']}/v1/balance", key)
-        assert balance["available_credits"] == "10005.000000"
+        assert balance["available_micro_credits"] == 10_005 * MICRO - fee
     finally:
         assert _stop(again) == 0
     assert (data / "dev.json").stat().st_mode & 0o077 == 0

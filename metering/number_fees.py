@@ -1,0 +1,69 @@
+"""Monthly fees for the phone numbers tenants hold, charged pro rata by day.
+
+Each (number, month) is one one-shot charge with the event id
+`numfee:<number>:<YYYY-MM>`, so running this any number of times, from any number of
+gateways, charges each month once. It runs when a number is assigned (the rest of that
+month) and hourly in every gateway (each month as it starts). A tenant without the credit
+is paused anyway; its fee is charged by a later run once it has topped up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import asyncpg
+
+from metering.credit_store import CreditStore
+from metering.ratecard import RateCard
+from metering.rating import prorate_number_fee
+
+METER_OF_KIND = {"local": "number_local_months", "mobile": "number_mobile_months"}
+CHANNEL = "numbers"
+
+
+@dataclass(frozen=True)
+class FeeResult:
+    tenant: str
+    phone_number: str
+    month: str
+    micro: int
+    status: str  # charged | replay | insufficient | none (not held that month)
+
+
+def _month_bounds(month: dt.date) -> tuple[dt.date, dt.date]:
+    first = month.replace(day=1)
+    return first, (first + dt.timedelta(days=32)).replace(day=1)
+
+
+async def charge_number_fees(
+    pool: asyncpg.Pool, store: CreditStore, card_for: dict[str, RateCard] | RateCard,
+    month: dt.date, now_ms: int, tenant: str | None = None,
+) -> list[FeeResult]:
+    first, after = _month_bounds(month)
+    rows = await pool.fetch(
+        """SELECT phone_number, tenant_id::text AS tenant, kind,
+                  (held_from AT TIME ZONE 'UTC')::date AS held_from,
+                  (released_at AT TIME ZONE 'UTC')::date AS released_at
+           FROM phone_numbers
+           WHERE held_from < $2 AND (released_at IS NULL OR released_at >= $1)
+             AND ($3::uuid IS NULL OR tenant_id = $3::uuid)
+           ORDER BY phone_number""",
+        first, after, tenant)
+    results: list[FeeResult] = []
+    label = f"{first:%Y-%m}"
+    for row in rows:
+        card = card_for if isinstance(card_for, RateCard) else card_for[row["tenant"]]
+        meter = METER_OF_KIND[row["kind"]]
+        start = max(row["held_from"], first)
+        end = min(row["released_at"] or after, after)
+        micro = prorate_number_fee(card, meter, start, end)
+        if micro == 0:
+            results.append(FeeResult(row["tenant"], row["phone_number"], label, 0, "none"))
+            continue
+        charge = await store.charge(
+            row["tenant"], f"numfee:{row['phone_number']}:{label}", channel=CHANNEL,
+            micro=micro, usage={meter: 1}, now_ms=now_ms)
+        results.append(FeeResult(row["tenant"], row["phone_number"], label, micro,
+                                 charge.status))
+    return results

@@ -1,0 +1,46 @@
+"""Number fees: pro rata by day, each month charged once however often the job runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from gateway.cli_metering import drain
+from metering.credit_store import CreditStore
+from metering.number_fees import charge_number_fees
+from metering.ratecard import MICRO, default_rate_card
+from metering.sink import Sink
+
+
+async def test_fees_prorated_and_idempotent(
+    redis_client: aioredis.Redis, key_prefix: str, pg_pool: asyncpg.Pool
+) -> None:
+    tenant = uuid.uuid4()
+    await pg_pool.execute("INSERT INTO tenants (id, name, api_key_hash) VALUES ($1, 'T', $2)",
+                          tenant, tenant.bytes)
+    await pg_pool.execute(
+        """INSERT INTO phone_numbers (phone_number, tenant_id, kind, held_from) VALUES
+           ('+15550000001', $1, 'local', '2026-11-16T09:00:00Z'),
+           ('+15550000002', $1, 'mobile', '2026-10-01T00:00:00Z')""", tenant)
+    store = CreditStore(redis_client, key_prefix)
+    await store.apply_topup(str(tenant), "t", 200_000 * MICRO)
+    card = default_rate_card()
+    results = await charge_number_fees(pg_pool, store, card, dt.date(2026, 11, 1), 1)
+    by_number = {r.phone_number: (r.micro, r.status) for r in results}
+    assert by_number == {"+15550000001": (5_000 * MICRO, "charged"),  # 15 of 30 days
+                         "+15550000002": (60_000 * MICRO, "charged")}
+    again = await charge_number_fees(pg_pool, store, card, dt.date(2026, 11, 20), 2)
+    assert {r.status for r in again} == {"replay"}
+    assert (await store.balance(str(tenant))).billed == 65_000 * MICRO
+    await drain(Sink(redis_client, pg_pool, key_prefix))
+    kinds = await pg_pool.fetch("SELECT kind, count(*) FROM ledger_entries GROUP BY kind")
+    assert [tuple(r) for r in kinds] == [("number_fee", 2)]
+    december = await charge_number_fees(pg_pool, store, card, dt.date(2026, 12, 1), 3)
+    assert [r.status for r in december] == ["charged", "charged"]
+    january = await charge_number_fees(pg_pool, store, card, dt.date(2027, 1, 1), 4)
+    # 65,000 left: the local number's 10,000 passes, the mobile one's 60,000 does not.
+    assert [r.status for r in january] == ["charged", "insufficient"]
+    assert (await store.balance(str(tenant))).available == 55_000 * MICRO
