@@ -28,7 +28,7 @@ unit: $(STAMP)
 test: lint types unit
 
 bench: $(STAMP)
-	$(BIN)/python -m load.bench
+	$(BIN)/python -m benchmarks
 
 load: $(STAMP)
 	$(BIN)/python -m load.caller --help

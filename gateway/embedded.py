@@ -17,7 +17,9 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,3 +168,70 @@ class EmbeddedPostgres:
             return
         with contextlib.suppress(subprocess.CalledProcessError):
             pg.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, **self._run_as())
+
+
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+LOCAL_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class LocalServers:
+    """Lazily resolved server URLs, with the embedded servers we had to start.
+
+    Order: the given environment variables when set; else the local servers on their
+    default ports when they answer; else embedded servers, stopped by `close`.
+    """
+
+    def __init__(self, redis_env: str = "VOICEGW_TEST_REDIS_URL",
+                 database_env: str = "VOICEGW_TEST_DATABASE_URL") -> None:
+        self._redis_env, self._database_env = redis_env, database_env
+        self._redis_url: str | None = None
+        self._postgres_url: str | None = None
+        self._stops: list[Callable[[], None]] = []
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def _scratch(self) -> Path:
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="voicegw-test-")
+            # The embedded postgres system user must reach it; nothing secret lives here.
+            os.chmod(self._tmp.name, 0o755)  # noqa: S103
+        return Path(self._tmp.name)
+
+    @property
+    def redis_url(self) -> str:
+        if self._redis_url is None:
+            self._redis_url = os.environ.get(self._redis_env) or self._local_or(
+                LOCAL_REDIS_URL, 6379, self._start_redis
+            )
+        return self._redis_url
+
+    @property
+    def postgres_url(self) -> str:
+        if self._postgres_url is None:
+            self._postgres_url = os.environ.get(self._database_env) or self._local_or(
+                LOCAL_POSTGRES_URL, 5432, self._start_postgres
+            )
+        return self._postgres_url
+
+    @staticmethod
+    def _local_or(url: str, port: int, start: Callable[[], str]) -> str:
+        return url if port_answers("127.0.0.1", port) else start()
+
+    def _start_redis(self) -> str:
+        server = EmbeddedRedis(self._scratch() / "redis")
+        url = server.start()
+        self._stops.append(server.stop)
+        return url
+
+    def _start_postgres(self) -> str:
+        server = EmbeddedPostgres(self._scratch() / "pg")
+        url = server.start()
+        self._stops.append(server.stop)
+        return url
+
+    def close(self) -> None:
+        for stop in reversed(self._stops):
+            stop()
+        self._stops.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

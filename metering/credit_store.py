@@ -17,6 +17,7 @@ Time (`now_ms`) is always passed in, never read from Redis, so scenarios can mov
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -93,6 +94,22 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _settlement(reply: list[Any]) -> Settlement:
+    status, billed, written_off, started, usage_json, released = reply
+    return Settlement(status.decode(), int(billed), int(written_off), int(started),
+                      orjson.loads(usage_json), int(released))
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """One credit-control script call, ready to run alone or in a batch."""
+
+    script: str
+    keys: list[str]
+    args: list[Any]
+    parse: Callable[[Any], Any]
+
+
 def _grant(reply: list[Any]) -> Grant:
     status, held, final, expires, written_off, billed = reply
     return Grant(status.decode(), int(held), bool(int(final)), int(expires), int(written_off),
@@ -120,6 +137,71 @@ class CreditStore:
         self._shas[name] = await self.redis.script_load(self._sources[name])
         return await self.redis.evalsha(self._shas[name], len(keys), *keys, *args)
 
+    async def _ensure_loaded(self, names: set[str]) -> None:
+        for name in names - set(self._shas):
+            self._shas[name] = await self.redis.script_load(self._sources[name])
+
+    async def run_batch(self, calls: list[ScriptCall]) -> list[Any]:
+        """Runs many credit-control calls in one round trip (a pipeline, not a transaction:
+        each script is atomic on its own). Results come back parsed, in order."""
+        await self._ensure_loaded({call.script for call in calls})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.evalsha(self._shas[call.script], len(call.keys), *call.keys, *call.args)
+            try:
+                replies = await pipe.execute()
+            except NoScriptError:
+                self._shas.clear()  # the server lost its scripts: load them and run again
+                return await self.run_batch(calls)
+        return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
+
+    def update_call(
+        self, tenant: str, session_id: str, *, charged_total: int, usage: dict[str, int],
+        target_held: int, min_grant: int, validity_ms: int, now_ms: int,
+    ) -> ScriptCall:
+        k = tenant_keys(self.prefix, tenant)
+        check_id("session id", session_id)
+        for name, value in (("charged_total", charged_total), ("target_held", target_held),
+                            ("min_grant", min_grant), ("validity_ms", validity_ms),
+                            ("now_ms", now_ms)):
+            _non_negative(name, value)
+        return ScriptCall("update", [k.account, k.session(session_id), k.live, k.outbox],
+                          [session_id, charged_total, _json_object("usage", usage),
+                           target_held, min_grant, validity_ms, now_ms], _grant)
+
+    def reserve_call(
+        self, tenant: str, session_id: str, *, channel: str, requested: int, min_grant: int,
+        validity_ms: int, overdraft_limit: int, now_ms: int, meta: dict[str, Any] | None = None,
+    ) -> ScriptCall:
+        k = tenant_keys(self.prefix, tenant)
+        check_id("session id", session_id)
+        check_id("channel", channel)
+        for name, value in (("requested", requested), ("min_grant", min_grant),
+                            ("validity_ms", validity_ms), ("overdraft_limit", overdraft_limit),
+                            ("now_ms", now_ms)):
+            _non_negative(name, value)
+        return ScriptCall("reserve", [k.account, k.session(session_id), k.live],
+                          [tenant, session_id, channel, requested, min_grant, validity_ms,
+                           overdraft_limit, now_ms, _json_object("meta", meta) or "{}"], _grant)
+
+    def terminate_call(
+        self, tenant: str, session_id: str, *, charged_total: int | None,
+        usage: dict[str, int] | None, now_ms: int, end_status: str = "settled",
+        details: dict[str, Any] | None = None, sweep: bool = False,
+    ) -> ScriptCall:
+        k = tenant_keys(self.prefix, tenant)
+        check_id("session id", session_id)
+        check_id("end status", end_status)
+        total = -1 if charged_total is None else _non_negative("charged_total", charged_total)
+        return ScriptCall("terminate", [k.account, k.session(session_id), k.live, k.outbox],
+                          [session_id, total, _json_object("usage", usage),
+                           _non_negative("now_ms", now_ms), end_status,
+                           _json_object("details", details), "sweep" if sweep else "stop"],
+                          _settlement)
+
+    async def _call(self, call: ScriptCall) -> Any:
+        return call.parse(await self._run(call.script, call.keys, call.args))
+
     async def apply_topup(self, tenant: str, topup_id: str, micro: int) -> bool:
         k = tenant_keys(self.prefix, tenant)
         check_id("topup id", topup_id)
@@ -131,51 +213,33 @@ class CreditStore:
         self, tenant: str, session_id: str, *, channel: str, requested: int, min_grant: int,
         validity_ms: int, overdraft_limit: int, now_ms: int, meta: dict[str, Any] | None = None,
     ) -> Grant:
-        k = tenant_keys(self.prefix, tenant)
-        check_id("session id", session_id)
-        check_id("channel", channel)
-        for name, value in (("requested", requested), ("min_grant", min_grant),
-                            ("validity_ms", validity_ms), ("overdraft_limit", overdraft_limit),
-                            ("now_ms", now_ms)):
-            _non_negative(name, value)
-        reply = await self._run(
-            "reserve", [k.account, k.session(session_id), k.live],
-            [tenant, session_id, channel, requested, min_grant, validity_ms, overdraft_limit,
-             now_ms, _json_object("meta", meta) or "{}"])
-        return _grant(reply)
+        """Gy INITIAL."""
+        grant: Grant = await self._call(self.reserve_call(
+            tenant, session_id, channel=channel, requested=requested, min_grant=min_grant,
+            validity_ms=validity_ms, overdraft_limit=overdraft_limit, now_ms=now_ms, meta=meta))
+        return grant
 
     async def update(
         self, tenant: str, session_id: str, *, charged_total: int, usage: dict[str, int],
         target_held: int, min_grant: int, validity_ms: int, now_ms: int,
     ) -> Grant:
-        k = tenant_keys(self.prefix, tenant)
-        check_id("session id", session_id)
-        for name, value in (("charged_total", charged_total), ("target_held", target_held),
-                            ("min_grant", min_grant), ("validity_ms", validity_ms),
-                            ("now_ms", now_ms)):
-            _non_negative(name, value)
-        reply = await self._run(
-            "update", [k.account, k.session(session_id), k.live, k.outbox],
-            [session_id, charged_total, _json_object("usage", usage), target_held, min_grant,
-             validity_ms, now_ms])
-        return _grant(reply)
+        """Gy UPDATE."""
+        grant: Grant = await self._call(self.update_call(
+            tenant, session_id, charged_total=charged_total, usage=usage,
+            target_held=target_held, min_grant=min_grant, validity_ms=validity_ms,
+            now_ms=now_ms))
+        return grant
 
     async def terminate(
         self, tenant: str, session_id: str, *, charged_total: int | None,
         usage: dict[str, int] | None, now_ms: int, end_status: str = "settled",
         details: dict[str, Any] | None = None, sweep: bool = False,
     ) -> Settlement:
-        k = tenant_keys(self.prefix, tenant)
-        check_id("session id", session_id)
-        check_id("end status", end_status)
-        total = -1 if charged_total is None else _non_negative("charged_total", charged_total)
-        reply = await self._run(
-            "terminate", [k.account, k.session(session_id), k.live, k.outbox],
-            [session_id, total, _json_object("usage", usage), _non_negative("now_ms", now_ms),
-             end_status, _json_object("details", details), "sweep" if sweep else "stop"])
-        status, billed, written_off, started, usage_json, released = reply
-        return Settlement(status.decode(), int(billed), int(written_off), int(started),
-                          orjson.loads(usage_json), int(released))
+        """Gy TERMINATE (and the sweeper's close, with `sweep`)."""
+        settled: Settlement = await self._call(self.terminate_call(
+            tenant, session_id, charged_total=charged_total, usage=usage, now_ms=now_ms,
+            end_status=end_status, details=details, sweep=sweep))
+        return settled
 
     async def charge(
         self, tenant: str, event_id: str, *, channel: str, micro: int, usage: dict[str, int],

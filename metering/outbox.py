@@ -14,22 +14,20 @@ operator to look at, and the rest of the batch lands.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
-LEDGER_SQL = """INSERT INTO ledger_entries
-    (event_id, tenant_id, session_id, kind, channel, micro_credits, usage, occurred_at)
-    VALUES ($1, $2::uuid, $3, $4, $5, $6, $7::jsonb, $8) ON CONFLICT DO NOTHING"""
-SESSION_SQL = """INSERT INTO sessions
-    (session_id, tenant_id, channel, status, started_at, ended_at, usage, micro_credits,
-     written_off, details)
-    VALUES ($1, $2::uuid, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::jsonb) ON CONFLICT DO NOTHING"""
-USAGE_SQL = """INSERT INTO usage_events
-    (event_id, tenant_id, session_id, channel, meter, units, micro_credits, occurred_at)
-    VALUES ($1, $2::uuid, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"""
+LEDGER_COLUMNS = ("event_id", "tenant_id", "session_id", "kind", "channel", "micro_credits",
+                  "usage", "occurred_at")
+SESSION_COLUMNS = ("session_id", "tenant_id", "channel", "status", "started_at", "ended_at",
+                   "usage", "micro_credits", "written_off", "details")
+USAGE_COLUMNS = ("event_id", "tenant_id", "session_id", "channel", "meter", "units",
+                 "micro_credits", "occurred_at")
 
 
 class BadEvent(ValueError):
@@ -43,81 +41,92 @@ class EventRows:
     usage: list[tuple[Any, ...]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
-    def statements(self) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
-        yield LEDGER_SQL, self.ledger
-        yield SESSION_SQL, self.sessions
-        yield USAGE_SQL, self.usage
+    def tables(self) -> Iterator[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
+        yield "ledger_entries", LEDGER_COLUMNS, self.ledger
+        yield "sessions", SESSION_COLUMNS, self.sessions
+        yield "usage_events", USAGE_COLUMNS, self.usage
 
     def __len__(self) -> int:
         return len(self.ledger) + len(self.sessions) + len(self.usage)
 
 
-def _text(fields: dict[bytes, bytes], name: str) -> str:
-    value = fields.get(name.encode())
+Fields = dict[str, str]
+
+
+def _text(fields: Fields, name: str) -> str:
+    value = fields.get(name)
     if value is None:
         raise BadEvent(f"missing field {name!r}")
-    return value.decode()
+    return value
 
 
-def _int(fields: dict[bytes, bytes], name: str) -> int:
+def _int(fields: Fields, name: str) -> int:
     try:
         return int(_text(fields, name))
     except ValueError as exc:
         raise BadEvent(f"field {name!r} is not an integer") from exc
 
 
-def _json(fields: dict[bytes, bytes], name: str) -> dict[str, Any]:
-    raw = fields.get(name.encode(), b"{}")
+def _json(fields: Fields, name: str) -> tuple[dict[str, Any], str]:
+    """The parsed object and its text (stored as is: it was written by orjson)."""
+    raw = fields.get(name) or "{}"
+    if raw == "[]":  # an empty Lua table encodes as an array
+        raw = "{}"
     try:
-        value = orjson.loads(raw) if raw not in (b"", b"[]") else {}
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadEvent(f"field {name!r} is not JSON") from exc
     if not isinstance(value, dict):
         raise BadEvent(f"field {name!r} is not a JSON object")
-    return value
+    return value, raw
 
 
 def _when(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
-def _units(usage: dict[str, Any]) -> dict[str, int]:
-    units: dict[str, int] = {}
+@lru_cache(maxsize=65536)
+def _tenant(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError as exc:
+        raise BadEvent("field 'tenant' is not a UUID") from exc
+
+
+def _units(fields: Fields) -> tuple[dict[str, int], str]:
+    usage, raw = _json(fields, "usage")
     for meter, value in usage.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise BadEvent(f"usage of {meter!r} is not a non-negative integer")
-        units[meter] = value
-    return units
+    return usage, raw
 
 
-def add_event(rows: EventRows, fields: dict[bytes, bytes]) -> None:
+def add_event(rows: EventRows, fields: Fields) -> None:
     kind = _text(fields, "type")
-    tenant = _text(fields, "tenant")
+    tenant = _tenant(_text(fields, "tenant"))
     channel = _text(fields, "channel")
     if kind == "debit":
-        usage = _units(_json(fields, "usage"))
+        _, usage_text = _units(fields)
         rows.ledger.append((_text(fields, "id"), tenant, _text(fields, "session"),
-                            "session_debit", channel, _int(fields, "micro"),
-                            orjson.dumps(usage).decode(), _when(_int(fields, "at"))))
+                            "session_debit", channel, _int(fields, "micro"), usage_text,
+                            _when(_int(fields, "at"))))
     elif kind == "charge":
         event_id = _text(fields, "id")
-        usage = _units(_json(fields, "usage"))
+        usage, usage_text = _units(fields)
         at = _when(_int(fields, "at"))
         micro = _int(fields, "micro")
         kind = "number_fee" if channel == "numbers" else "charge"
-        rows.ledger.append((event_id, tenant, None, kind, channel, micro,
-                            orjson.dumps(usage).decode(), at))
+        rows.ledger.append((event_id, tenant, None, kind, channel, micro, usage_text, at))
         _add_usage(rows, event_id, tenant, None, channel, usage, {}, micro, at)
     elif kind == "session":
         session = _text(fields, "session")
-        usage = _units(_json(fields, "usage"))
-        details = _json(fields, "details")
+        usage, usage_text = _units(fields)
+        details, details_text = _json(fields, "details")
         ended = _when(_int(fields, "ended_ms"))
         micro = _int(fields, "micro")
         rows.sessions.append((session, tenant, channel, _text(fields, "status"),
-                              _when(_int(fields, "started_ms")), ended,
-                              orjson.dumps(usage).decode(), micro,
-                              _int(fields, "written_off"), orjson.dumps(details).decode()))
+                              _when(_int(fields, "started_ms")), ended, usage_text, micro,
+                              _int(fields, "written_off"), details_text))
         charges = details.get("charges") if isinstance(details.get("charges"), dict) else {}
         _add_usage(rows, f"{session}:settled", tenant, session, channel, usage,
                    charges or {}, micro, ended)
@@ -125,7 +134,7 @@ def add_event(rows: EventRows, fields: dict[bytes, bytes]) -> None:
         raise BadEvent(f"unknown event type {kind!r}")
 
 
-def _add_usage(rows: EventRows, base_id: str, tenant: str, session: str | None, channel: str,
+def _add_usage(rows: EventRows, base_id: str, tenant: uuid.UUID, session: str | None, channel: str,
                usage: dict[str, int], charges: dict[str, Any], total: int,
                at: dt.datetime) -> None:
     """A usage row per meter; with no per-meter prices, the whole amount goes to the one
@@ -142,12 +151,13 @@ def _add_usage(rows: EventRows, base_id: str, tenant: str, session: str | None, 
 
 def rows_from_entries(entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> EventRows:
     rows = EventRows()
-    for entry_id, fields in entries:
+    for entry_id, raw_fields in entries:
         try:
+            fields = {k.decode(): v.decode() for k, v in raw_fields.items()}
             add_event(rows, fields)
-        except BadEvent as exc:
+        except (BadEvent, UnicodeDecodeError) as exc:
             readable = {k.decode(errors="replace"): v.decode(errors="replace")
-                        for k, v in fields.items()}
+                        for k, v in raw_fields.items()}
             readable["_error"] = str(exc)
             rows.rejected.append((entry_id.decode(), orjson.dumps(readable).decode()))
     return rows

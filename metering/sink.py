@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,9 +48,10 @@ class Sink:
     batch_size: int = 1000
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
-    discover_every_s: float = 2.0
+    recover_every_s: float = 5.0
     stats: SinkStats = field(default_factory=SinkStats)
     _streams: set[bytes] = field(default_factory=set)
+    _recover_due: float = 0.0  # monotonic time of the next recovery pass
 
     # -- discovery -------------------------------------------------------------------
     async def discover(self) -> set[bytes]:
@@ -69,30 +70,32 @@ class Sink:
 
     # -- one pass --------------------------------------------------------------------
     async def drain_once(self) -> int:
-        """Writes what is pending for us, claims what dead consumers left, reads new
-        entries. Returns how many events were written (or found already written)."""
-        streams = await self.discover()
+        """Writes new entries of every stream in one transaction; every `recover_every_s`
+        (and after a failure) also our own pending entries and those dead consumers left.
+        Returns how many events were written (or found already written)."""
+        streams = sorted(await self.discover())
         if not streams:
             return 0
         written = 0
-        for stream in sorted(streams):
-            written += await self._write_and_ack(stream, await self._own_pending(stream))
-            written += await self._claim_stale(stream)
+        if time.monotonic() >= self._recover_due:
+            written += await self._write_and_ack(await self._own_pending(streams))
+            for stream in streams:
+                written += await self._write_and_ack(await self._claim_stale(stream))
+            self._recover_due = time.monotonic() + self.recover_every_s
         fresh: Any = await self.redis.xreadgroup(
-            GROUP, self.consumer, {s: ">" for s in sorted(streams)}, count=self.batch_size,
+            GROUP, self.consumer, dict.fromkeys(streams, ">"), count=self.batch_size,
             block=None,
         )
-        for stream, entries in fresh or []:
-            written += await self._write_and_ack(stream, entries)
+        written += await self._write_and_ack({s: list(e) for s, e in fresh or [] if e})
         return written
 
-    async def _own_pending(self, stream: bytes) -> list[Entry]:
+    async def _own_pending(self, streams: list[bytes]) -> dict[bytes, list[Entry]]:
         reply: Any = await self.redis.xreadgroup(
-            GROUP, self.consumer, {stream: "0"}, count=self.batch_size
+            GROUP, self.consumer, dict.fromkeys(streams, "0"), count=self.batch_size
         )
-        return [e for _, entries in reply or [] for e in entries if e[1]]
+        return {s: [e for e in entries if e[1]] for s, entries in reply or []}
 
-    async def _claim_stale(self, stream: bytes) -> int:
+    async def _claim_stale(self, stream: bytes) -> dict[bytes, list[Entry]]:
         reply: Any = await self.redis.xautoclaim(
             stream, GROUP, self.consumer, min_idle_time=self.claim_idle_ms, start_id="0-0",
             count=self.batch_size,
@@ -103,18 +106,21 @@ class Sink:
         gone = [e[0] for e in reply[1] if not e[1]] + list(reply[2] if len(reply) > 2 else [])
         if gone:
             await self.redis.xack(stream, GROUP, *gone)
-        return await self._write_and_ack(stream, entries)
+        return {stream: entries}
 
-    async def _write_and_ack(self, stream: bytes, entries: Sequence[Entry]) -> int:
+    async def _write_and_ack(self, batch: dict[bytes, list[Entry]]) -> int:
+        entries = [entry for stream_entries in batch.values() for entry in stream_entries]
         if not entries:
             return 0
         rows = rows_from_entries(entries)
         await self._insert(rows)
-        ids = [entry_id for entry_id, _ in entries]
         # Acknowledge only after the commit; then drop them from the stream (kept short).
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xack(stream, GROUP, *ids)
-            pipe.xdel(stream, *ids)
+            for stream, stream_entries in batch.items():
+                if stream_entries:
+                    ids = [entry_id for entry_id, _ in stream_entries]
+                    pipe.xack(stream, GROUP, *ids)
+                    pipe.xdel(stream, *ids)
             await pipe.execute()
         self.stats.batches += 1
         self.stats.events += len(entries)
@@ -123,10 +129,21 @@ class Sink:
         return len(entries)
 
     async def _insert(self, rows: EventRows) -> None:
+        """COPY into temporary tables, then one INSERT ... ON CONFLICT DO NOTHING per
+        table: bulk speed with the idempotency of the unique event ids."""
         async with self.pool.acquire() as conn, conn.transaction():
-            for statement, records in rows.statements():
-                if records:
-                    await conn.executemany(statement, records)
+            for table, columns, records in rows.tables():
+                if not records:
+                    continue
+                staging = f"staging_{table}"
+                await conn.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) "
+                    "ON COMMIT DELETE ROWS")
+                await conn.copy_records_to_table(staging, records=records, columns=columns)
+                names = ", ".join(columns)
+                await conn.execute(
+                    f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "  # noqa: S608
+                    "ON CONFLICT DO NOTHING")
             if rows.rejected:
                 await conn.executemany(
                     """INSERT INTO outbox_rejects (entry_id, fields) VALUES ($1, $2::jsonb)
@@ -147,6 +164,7 @@ class Sink:
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
                     aioredis.RedisError) as exc:
                 self.stats.failures += 1
+                self._recover_due = 0.0  # what we read may be pending: recover first
                 log.warning("sink pass failed (%s); events stay in Redis, retrying", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -182,3 +182,22 @@ async def test_rebuild_from_ledger_keeps_live_reservations(store: CreditStore) -
     available = await store.rebuild(T, topped_up=100 * C, billed=0, topup_ids=["topup-1"])
     assert available == 70 * C
     assert conserved(await store.balance(T))
+
+
+async def test_a_batch_runs_many_calls_in_one_round_trip(store: CreditStore) -> None:
+    calls = [store.reserve_call(T, f"b{n}", channel="phone", requested=10 * C, min_grant=C,
+                                validity_ms=60_000, overdraft_limit=0, now_ms=1)
+             for n in range(12)]
+    grants = await store.run_batch(calls)
+    assert [g.status for g in grants] == ["granted"] * 10 + ["insufficient"] * 2
+    updates = [store.update_call(T, f"b{n}", charged_total=C, usage={}, target_held=9 * C,
+                                 min_grant=C, validity_ms=60_000, now_ms=2) for n in range(10)]
+    ends = [store.terminate_call(T, f"b{n}", charged_total=2 * C, usage={}, now_ms=3)
+            for n in range(10)]
+    results = await store.run_batch(updates + ends)
+    assert {r.status for r in results[:10]} == {"granted"}
+    assert {r.billed for r in results[10:]} == {2 * C}
+    balance = await store.balance(T)
+    assert (balance.billed, balance.reserved, balance.available) == (20 * C, 0, 80 * C)
+    await store.redis.script_flush()  # a restarted server has no scripts: loaded again
+    assert (await store.run_batch(calls[:1]))[0].status == "replay"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -96,11 +95,12 @@ async def test_a_sink_killed_mid_batch_loses_nothing_and_doubles_nothing(
     original = doomed._write_and_ack
     calls = 0
 
-    async def die_after_commit(stream: bytes, entries: Sequence[Entry]) -> int:
+    async def die_after_commit(batch: dict[bytes, list[Entry]]) -> int:
         nonlocal calls
+        entries = [e for stream_entries in batch.values() for e in stream_entries]
         calls += 1 if entries else 0
         if calls <= 1:
-            return await original(stream, entries)
+            return await original(batch)
         await doomed._insert(rows_from_entries(entries))  # committed ...
         raise ConnectionError("killed before the acknowledgement")  # ... never acked
 
