@@ -130,7 +130,9 @@ class EmbeddedPostgres:
 
             self._system_user = "embedded_postgres"
             pgutils.ensure_user_exists(self._system_user)
+            # The server user must traverse to its data and to the binaries in our venv.
             pgutils.ensure_prefix_permissions(self.data_dir)
+            pgutils.ensure_prefix_permissions(pg.POSTGRES_BIN_PATH)
             pgutils.ensure_folder_permissions(pg.POSTGRES_BIN_PATH, 0o055)
             pgutils.ensure_folder_permissions(pg.POSTGRES_BIN_PATH.parent / "lib", 0o044)
             shutil.chown(self.data_dir, self._system_user, self._system_user)
