@@ -76,6 +76,7 @@ SPEC: dict[str, Any] = {
               "schema": {"type": "string", "maxLength": 255}}]),
             "description": "The same key again answers 200 with the first answer's body; the "
                            "same key with another body answers 409."}},
+        "/v1/topups/{topup_id}": {"get": _op("One of your top-ups", "200", "tenant")},
         "/v1/balance": {"get": {**_op("Live balance", "200", "tenant"),
                                 "x-schema": _BALANCE}},
         "/v1/usage": {"get": _op("Usage from the ledger", "200", "tenant", params=[

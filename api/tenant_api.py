@@ -11,7 +11,7 @@ from aiohttp import web
 from api.balance import balance_json
 from api.context import CREDIT_STORE, PG_POOL
 from api.problems import Problem
-from api.requests import json_object, optional_str, require_tenant, strict_int
+from api.requests import json_object, optional_str, path_uuid, require_tenant, strict_int
 from api.usage import usage_handler
 from metering.topups import MAX_TOPUP_CREDITS, IdempotencyConflict, TopupResult, topup
 
@@ -67,6 +67,20 @@ async def _first_answer(
     return answer
 
 
+async def get_topup(request: web.Request) -> web.Response:
+    """One top-up of the caller's; another tenant's is as unknown as a missing one (404)."""
+    tenant_id = await require_tenant(request)
+    topup_id = path_uuid(request, "topup_id")
+    row = await request.app[PG_POOL].fetchrow(
+        """SELECT id, credits, reference, created_at FROM topups
+           WHERE id = $1 AND tenant_id = $2""", topup_id, tenant_id)
+    if row is None:
+        raise Problem(404, "not_found", "no such top-up")
+    return web.json_response({"topup_id": str(row["id"]), "credits": row["credits"],
+                              "reference": row["reference"],
+                              "created_at": row["created_at"].isoformat()})
+
+
 async def get_balance(request: web.Request) -> web.Response:
     tenant_id = await require_tenant(request)
     return web.json_response(await balance_json(request.app, tenant_id))
@@ -74,5 +88,6 @@ async def get_balance(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/topups", create_topup)
+    app.router.add_get("/v1/topups/{topup_id}", get_topup)
     app.router.add_get("/v1/balance", get_balance)
     app.router.add_get("/v1/usage", usage_handler)

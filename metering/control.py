@@ -63,10 +63,15 @@ class CreditSession:
     open: bool = False
     last_update_ms: int = 0
     settlement: Settlement | None = None
+    month_to_date: dict[str, int] = field(default_factory=dict)
 
     async def start(self) -> Grant:
         """Gy INITIAL. `grant.ok` false: the tenant cannot afford to start."""
         now = self.clock_ms()
+        # Earlier sessions' usage this month places this one in the free allowance and the
+        # volume tiers. Sessions running at the same time do not see each other's usage
+        # until they settle: a documented approximation, in the tenant's favour.
+        self.month_to_date = await self.store.month_to_date(self.tenant, now)
         grant = await self.store.reserve(
             self.tenant, self.session_id, channel=self.policy.channel,
             requested=self.policy.slice_micro, min_grant=self.policy.min_grant_micro,
@@ -89,7 +94,8 @@ class CreditSession:
     def units_left(self, meter: str) -> int:
         """How many more raw units of `meter` the held credit buys."""
         return max_units_for_credits(self.card, meter, max(self.remaining, 0),
-                                     self.usage.get(meter, 0))
+                                     self.usage.get(meter, 0),
+                                     self.month_to_date.get(meter, 0))
 
     async def report(self, usage: Mapping[str, int]) -> bool:
         """Records cumulative usage; renews when due. Returns `exhausted`."""
@@ -97,7 +103,7 @@ class CreditSession:
             return True
         for meter, units in usage.items():
             self.usage[meter] = max(self.usage.get(meter, 0), units)
-        self.cost = rate_usage(self.card, self.usage).total
+        self.cost = rate_usage(self.card, self.usage, month_to_date=self.month_to_date).total
         now = self.clock_ms()
         stale = now - self.last_update_ms >= self.policy.validity_ms // 2
         if stale or (not self.final and self.remaining < self.policy.renew_below_micro):
@@ -120,7 +126,7 @@ class CreditSession:
         """Gy TERMINATE: debit the final cost, release the rest, write the record."""
         if self.settlement is not None:
             return self.settlement
-        rating = rate_usage(self.card, self.usage)
+        rating = rate_usage(self.card, self.usage, month_to_date=self.month_to_date)
         record = {**self.meta, **(details or {}), "charges": rating.per_meter}
         self.settlement = await self.store.terminate(
             self.tenant, self.session_id, charged_total=rating.total, usage=dict(self.usage),

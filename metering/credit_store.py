@@ -17,6 +17,7 @@ Time (`now_ms`) is always passed in, never read from Redis, so scenarios can mov
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -88,6 +89,10 @@ def _json_object(name: str, value: dict[str, Any] | None) -> str:
     if not isinstance(value, dict):
         raise ValueError(f"{name} must be a dict")
     return orjson.dumps(value).decode()
+
+
+def month_of(now_ms: int) -> str:
+    return dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC).strftime("%Y-%m")
 
 
 def _text(value: Any) -> str:
@@ -193,7 +198,9 @@ class CreditStore:
         check_id("session id", session_id)
         check_id("end status", end_status)
         total = -1 if charged_total is None else _non_negative("charged_total", charged_total)
-        return ScriptCall("terminate", [k.account, k.session(session_id), k.live, k.outbox],
+        month = k.month(month_of(now_ms))
+        return ScriptCall("terminate", [k.account, k.session(session_id), k.live, k.outbox,
+                                        month],
                           [session_id, total, _json_object("usage", usage),
                            _non_negative("now_ms", now_ms), end_status,
                            _json_object("details", details), "sweep" if sweep else "stop"],
@@ -254,6 +261,12 @@ class CreditStore:
              _json_object("usage", usage), _non_negative("now_ms", now_ms),
              EVENT_MARKER_TTL_S])
         return Charge(reply[0].decode(), int(reply[1]))
+
+    async def month_to_date(self, tenant: str, now_ms: int) -> dict[str, int]:
+        """Raw units per meter the tenant's settled sessions used this calendar month."""
+        k = tenant_keys(self.prefix, tenant)
+        raw = await self.redis.hgetall(k.month(month_of(now_ms)))
+        return {_text(meter): int(units) for meter, units in raw.items()}
 
     async def balance(self, tenant: str) -> Balance:
         k = tenant_keys(self.prefix, tenant)

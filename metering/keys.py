@@ -39,6 +39,10 @@ class TenantKeys:
     def topups(self) -> str:
         return f"{self.tag}:topups"
 
+    def month(self, month: str) -> str:
+        """Usage this tenant settled in a calendar month (`YYYY-MM`)."""
+        return f"{self.tag}:mtd:{month}"
+
     def session(self, session_id: str) -> str:
         return f"{self.tag}:s:{session_id}"
 

@@ -1,13 +1,13 @@
 -- TERMINATE: debit the final cost, release what is still held, emit the session record.
 -- Also the sweeper's tool (mode 'sweep'): a session whose reservation expired is closed
 -- with the cost it last reported, and nothing more.
--- KEYS: acct, session, live, outbox. ARGV: session_id, charged_total (-1: the last
+-- KEYS: acct, session, live, outbox, month-to-date usage. ARGV: session_id, charged_total (-1: the last
 -- reported), usage_json ('' keeps the last reported), now_ms, end_status, details_json
 -- ('' uses the metadata given at INITIAL), mode ('stop' or 'sweep').
 -- Returns {status, billed, written_off, started_ms, usage, held_released}; status is
 -- settled, swept, replay (already closed: nothing changes), alive (sweep of a session
 -- that renewed meanwhile) or unknown.
-local acct, sess, live, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local acct, sess, live, outbox, month = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, now, mode = ARGV[1], num(ARGV[4]), ARGV[7]
 local state = redis.call('HGET', sess, 'state')
 if not state then return {'unknown', '0', '0', '0', '{}', '0'} end
@@ -31,6 +31,11 @@ end
 local details = ARGV[6] ~= '' and ARGV[6] or s[8]
 redis.call('HSET', sess, 'held', 0, 'state', 'closed', 'end_status', ARGV[5], 'ended_ms', int(now))
 redis.call('ZREM', live, sid)
+-- The tenant's usage this month, for free allowances and volume tiers of later sessions.
+for meter, units in pairs(cjson.decode(s[5])) do
+  if type(units) == 'number' and units > 0 then redis.call('HINCRBY', month, meter, int(units)) end
+end
+redis.call('EXPIRE', month, 40 * 86400)
 redis.call('EXPIRE', sess, 86400)
 redis.call('XADD', outbox, '*', 'id', sid .. ':end', 'type', 'session', 'tenant', s[6],
            'session', sid, 'channel', s[7], 'started_ms', s[4], 'ended_ms', int(now),

@@ -101,3 +101,16 @@ async def test_missing_key_and_bad_auth(client: Client, tenant: Tenant) -> None:
         assert response.status == 401
         assert (await client.get("/v1/balance", headers=headers)).status == 401
     assert await client.app[PG_POOL].fetchval("SELECT count(*) FROM topups") == 0
+
+
+async def test_a_topup_is_readable_by_its_tenant_only(client: Client, tenant: Tenant) -> None:
+    created = await (await client.post("/v1/topups", json={"credits": 3, "reference": "r"},
+                                       headers=_headers(tenant, "mine"))).json()
+    mine = await client.get(f"/v1/topups/{created['topup_id']}", headers=tenant.auth)
+    assert mine.status == 200
+    assert (await mine.json())["reference"] == "r"
+    other = await new_tenant(client, "Nosy")
+    theirs = await client.get(f"/v1/topups/{created['topup_id']}", headers=other.auth)
+    assert theirs.status == 404
+    assert (await theirs.json())["code"] == "not_found"
+    assert (await client.get("/v1/topups/not-a-uuid", headers=tenant.auth)).status == 404

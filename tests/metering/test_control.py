@@ -91,3 +91,21 @@ async def test_a_silent_session_still_renews_before_it_looks_dead(store: CreditS
     clock.now += PHONE_POLICY.validity_ms // 2
     await session.report({"call_seconds": 1_000})
     assert await store.sweep(T, clock.now + PHONE_POLICY.validity_ms // 2 + 1) == []
+
+
+async def test_free_allowance_counts_the_months_earlier_sessions(store: CreditStore) -> None:
+    from metering.ratecard import load_rate_card
+
+    card = load_rate_card({"inherit": "default", "meters": {"call_seconds": {
+        "price": "60", "block": 60_000, "increment": 1_000, "free_allowance": 90_000}}})
+    await store.apply_topup(T, "t1", 1_000 * MICRO)
+    clock = Clock()
+    first = CreditSession(store, card, PHONE_POLICY, T, new_session_id(), clock)
+    await first.start()
+    await first.report({"call_seconds": 60_000})
+    assert (await first.finish()).billed == 0  # 60 s of the 90 s free this month
+    second = CreditSession(store, card, PHONE_POLICY, T, new_session_id(), clock)
+    await second.start()
+    assert second.month_to_date == {"call_seconds": 60_000}
+    await second.report({"call_seconds": 60_000})
+    assert (await second.finish()).billed == 30 * MICRO  # 30 s free, 30 s at 1/s
