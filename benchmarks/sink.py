@@ -69,8 +69,7 @@ async def run(redis_url: str, database_url: str, *, sessions: int = 20_000,
         before = await _rows(pool)
         sink = Sink(redis, pool, prefix, batch_size=batch_size)
         started = time.perf_counter()
-        while await sink.drain_once():
-            pass
+        await sink.drain()
         wall = time.perf_counter() - started
         rows = await _rows(pool) - before
         return SinkResult(sink.stats.events, rows, wall)

@@ -47,7 +47,7 @@ async def drain(sink: Sink, max_passes: int = 10_000) -> int:
     """Runs sink passes until one finds nothing more to write."""
     total = 0
     for _ in range(max_passes):
-        written = await sink.drain_once()
+        written = await sink.drain()
         total += written
         if written == 0:
             break

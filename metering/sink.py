@@ -12,6 +12,7 @@ PostgreSQL is down nothing is acknowledged: events wait in Redis and drain when 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -70,24 +71,57 @@ class Sink:
 
     # -- one pass --------------------------------------------------------------------
     async def drain_once(self) -> int:
-        """Writes new entries of every stream in one transaction; every `recover_every_s`
-        (and after a failure) also our own pending entries and those dead consumers left.
+        """One pass: recovery when due, then one batch of new entries of every stream.
         Returns how many events were written (or found already written)."""
         streams = sorted(await self.discover())
         if not streams:
             return 0
-        written = 0
-        if time.monotonic() >= self._recover_due:
-            written += await self._write_and_ack(await self._own_pending(streams))
-            for stream in streams:
-                written += await self._write_and_ack(await self._claim_stale(stream))
-            self._recover_due = time.monotonic() + self.recover_every_s
-        fresh: Any = await self.redis.xreadgroup(
-            GROUP, self.consumer, dict.fromkeys(streams, ">"), count=self.batch_size,
-            block=None,
-        )
-        written += await self._write_and_ack({s: list(e) for s, e in fresh or [] if e})
+        written = await self._recover_if_due(streams)
+        return written + await self._write_and_ack(await self._read_fresh(streams))
+
+    async def drain(self) -> int:
+        """Drains until a read finds nothing new. Reads and parses the next batch while
+        the previous one commits, so Python and PostgreSQL work at the same time; each
+        batch is still acknowledged only after its own commit."""
+        streams = sorted(await self.discover())
+        if not streams:
+            return 0
+        written = await self._recover_if_due(streams)
+        committing: asyncio.Task[int] | None = None
+        try:
+            while batch := await self._read_fresh(streams):
+                rows = rows_from_entries([e for entries in batch.values() for e in entries])
+                if committing is not None:
+                    written += await committing
+                committing = asyncio.create_task(self._commit_and_ack(batch, rows))
+            if committing is not None:
+                written += await committing
+                committing = None
+        finally:
+            if committing is not None and not committing.done():
+                committing.cancel()  # rolled back: its entries stay pending, recovered later
+                with contextlib.suppress(BaseException):
+                    await committing
         return written
+
+    async def _recover_if_due(self, streams: list[bytes]) -> int:
+        """Our own pending entries (a pass that failed) and those of dead consumers."""
+        if time.monotonic() < self._recover_due:
+            return 0
+        written = await self._write_and_ack(await self._own_pending(streams))
+        for stream in streams:
+            written += await self._write_and_ack(await self._claim_stale(stream))
+        self._recover_due = time.monotonic() + self.recover_every_s
+        return written
+
+    async def _read_fresh(self, streams: list[bytes]) -> dict[bytes, list[Entry]]:
+        # COUNT applies per stream: share the batch among the streams, so a batch stays
+        # about `batch_size` events however many tenants there are.
+        per_stream = max(10, self.batch_size // len(streams))
+        fresh: Any = await self.redis.xreadgroup(
+            GROUP, self.consumer, dict.fromkeys(streams, ">"), count=per_stream, block=None,
+        )
+        return {s: list(e) for s, e in fresh or [] if e}
 
     async def _own_pending(self, streams: list[bytes]) -> dict[bytes, list[Entry]]:
         reply: Any = await self.redis.xreadgroup(
@@ -112,7 +146,10 @@ class Sink:
         entries = [entry for stream_entries in batch.values() for entry in stream_entries]
         if not entries:
             return 0
-        rows = rows_from_entries(entries)
+        return await self._commit_and_ack(batch, rows_from_entries(entries))
+
+    async def _commit_and_ack(self, batch: dict[bytes, list[Entry]], rows: EventRows) -> int:
+        entries = sum(len(stream_entries) for stream_entries in batch.values())
         await self._insert(rows)
         # Acknowledge only after the commit; then drop them from the stream (kept short).
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -123,10 +160,10 @@ class Sink:
                     pipe.xdel(stream, *ids)
             await pipe.execute()
         self.stats.batches += 1
-        self.stats.events += len(entries)
+        self.stats.events += entries
         if rows.rejected:
             log.error("outbox entries with unreadable fields kept aside: %s", rows.rejected)
-        return len(entries)
+        return entries
 
     async def _insert(self, rows: EventRows) -> None:
         """COPY into temporary tables, then one INSERT ... ON CONFLICT DO NOTHING per
@@ -157,7 +194,7 @@ class Sink:
         backoff = 0.1
         while stop is None or not stop.is_set():
             try:
-                written = await self.drain_once()
+                written = await self.drain()
                 backoff = 0.1
                 if written == 0:
                     await asyncio.sleep(min(self.block_ms / 1000, 0.25))

@@ -15,7 +15,7 @@ from gateway.embedded import EmbeddedPostgres
 from metering.credit_store import CreditStore
 from metering.keys import tenant_keys
 from metering.migrate import migrate_url
-from metering.outbox import rows_from_entries
+from metering.outbox import EventRows
 from metering.reconcile import reconcile
 from metering.sink import GROUP, Entry, Sink
 
@@ -92,29 +92,30 @@ async def test_a_sink_killed_mid_batch_loses_nothing_and_doubles_nothing(
     await _topup(pg_pool, store, tenant, 1_000)
     await _usage(store, tenant, 6)
     doomed = Sink(redis_client, pg_pool, key_prefix, consumer="doomed", batch_size=10)
-    original = doomed._write_and_ack
+    original = doomed._commit_and_ack
     calls = 0
 
-    async def die_after_commit(batch: dict[bytes, list[Entry]]) -> int:
+    async def die_after_commit(batch: dict[bytes, list[Entry]], rows: EventRows) -> int:
         nonlocal calls
-        entries = [e for stream_entries in batch.values() for e in stream_entries]
-        calls += 1 if entries else 0
-        if calls <= 1:
-            return await original(batch)
-        await doomed._insert(rows_from_entries(entries))  # committed ...
+        calls += 1
+        if calls == 1:
+            return await original(batch, rows)
+        await doomed._insert(rows)  # committed ...
         raise ConnectionError("killed before the acknowledgement")  # ... never acked
 
-    doomed._write_and_ack = die_after_commit  # type: ignore[method-assign]
+    doomed._commit_and_ack = die_after_commit  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         await drain(doomed)
     stream = tenant_keys(key_prefix, tenant).outbox
     pending = await redis_client.xpending(stream, GROUP)
-    assert pending["pending"] == 10  # the second batch: written, not acknowledged
+    # The second batch (written, not acknowledged) and the third (read while the second
+    # committed, never written) are pending on the dead consumer.
+    assert pending["pending"] == 14
 
     # A fresh consumer claims what the dead one left (idle long enough) and the rest.
     heir = Sink(redis_client, pg_pool, key_prefix, consumer="heir", claim_idle_ms=0)
     await drain(heir)
-    assert heir.stats.claimed == 10
+    assert heir.stats.claimed == 14
     assert await _counts(pg_pool) == (18, 6, 18)
     assert (await redis_client.xpending(stream, GROUP))["pending"] == 0
     assert await reconcile(pg_pool, store) == []
