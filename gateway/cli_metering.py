@@ -6,28 +6,31 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 
-from gateway.config import ConfigError, load_settings
+from gateway.config import ConfigError, Settings, load_settings
 from metering.credit_store import CreditStore
 from metering.reconcile import reconcile
 from metering.sink import Sink
 
+STORES = ("redis_url", "database_url")  # all these commands need
 
-def _settings() -> Any:
+
+def _settings() -> Settings:
     try:
-        return load_settings()
+        return load_settings(required=STORES)
     except ConfigError as exc:
-        print("voicegw: configuration problems:")
+        print("voicegw: configuration problems:", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  {problem}")
+            print(f"  {problem}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-async def _sink_main() -> None:
+async def _sink_main(consumer: str | None) -> None:
     settings = _settings()
     redis = aioredis.Redis.from_url(settings.redis_url)
     pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=4)
@@ -37,7 +40,11 @@ async def _sink_main() -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        await Sink(redis, pool, settings.redis_prefix).run(stop)
+        sink = Sink(redis, pool, settings.redis_prefix)
+        if consumer:
+            sink.consumer = consumer
+        print(f"voicegw sink: consumer {sink.consumer} draining", flush=True)
+        await sink.run(stop)
     finally:
         await pool.close()
         await redis.aclose()
@@ -77,7 +84,7 @@ async def _reconcile_main(repair: bool) -> int:
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
-    asyncio.run(_sink_main())
+    asyncio.run(_sink_main(args.consumer))
     return 0
 
 
@@ -90,6 +97,10 @@ def add_metering_commands(commands: Any) -> None:
         "sink", help="run the outbox sink alone (Redis streams -> PostgreSQL)",
         description="Write billable events from the Redis outbox streams into PostgreSQL, "
         "once each, until stopped. Any number may run beside the gateways.")
+    sink.add_argument(
+        "--consumer", help="consumer name in the group (default: host and a random suffix); "
+        "a sink restarted under the same name resumes its own pending entries at once, "
+        "others are claimed by any sink after 30 s")
     sink.set_defaults(func=cmd_sink)
     rec = commands.add_parser(
         "reconcile", help="compare each tenant's Redis balance with the ledger",

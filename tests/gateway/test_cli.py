@@ -42,3 +42,12 @@ def test_help_on_every_command(command: list[str], capsys: pytest.CaptureFixture
         build_parser().parse_args([*command, "--help"])
     assert exited.value.code == 0
     assert "usage: voicegw" in capsys.readouterr().out
+
+
+def test_metering_commands_need_only_the_stores() -> None:
+    for command in ("sink", "reconcile"):
+        result = _run(command)
+        assert result.returncode == 2
+        assert "VOICEGW_REDIS_URL: missing" in result.stderr
+        assert "VOICEGW_DATABASE_URL: missing" in result.stderr
+        assert "VOICEGW_ADMIN_TOKEN" not in result.stderr
