@@ -166,27 +166,38 @@ class Sink:
         return entries
 
     async def _insert(self, rows: EventRows) -> None:
-        """COPY into temporary tables, then one INSERT ... ON CONFLICT DO NOTHING per
-        table: bulk speed with the idempotency of the unique event ids."""
+        """COPY straight into each table under a savepoint: the common case, no event seen
+        before. A unique violation (a batch retried after a crash) rolls back to the
+        savepoint and takes the slower path: COPY into a staging table, then INSERT ...
+        ON CONFLICT DO NOTHING. Either way each event lands once."""
         async with self.pool.acquire() as conn, conn.transaction():
             for table, columns, records in rows.tables():
                 if not records:
                     continue
-                staging = f"staging_{table}"
-                await conn.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) "
-                    "ON COMMIT DELETE ROWS")
-                await conn.copy_records_to_table(staging, records=records, columns=columns)
-                names = ", ".join(columns)
-                await conn.execute(
-                    f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "  # noqa: S608
-                    "ON CONFLICT DO NOTHING")
+                try:
+                    async with conn.transaction():  # a savepoint
+                        await conn.copy_records_to_table(table, records=records,
+                                                         columns=columns)
+                except asyncpg.UniqueViolationError:
+                    await self._insert_skipping_duplicates(conn, table, columns, records)
             if rows.rejected:
                 await conn.executemany(
                     """INSERT INTO outbox_rejects (entry_id, fields) VALUES ($1, $2::jsonb)
                        ON CONFLICT DO NOTHING""",
                     rows.rejected,
                 )
+
+    @staticmethod
+    async def _insert_skipping_duplicates(conn: asyncpg.Connection, table: str,
+                                          columns: tuple[str, ...],
+                                          records: list[tuple[Any, ...]]) -> None:
+        staging = f"staging_{table}"
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) "
+                           "ON COMMIT DELETE ROWS")
+        await conn.copy_records_to_table(staging, records=records, columns=columns)
+        names = ", ".join(columns)
+        await conn.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} "  # noqa: S608
+                           "ON CONFLICT DO NOTHING")
 
     # -- the loop --------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None) -> None:
