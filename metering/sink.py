@@ -70,15 +70,6 @@ class Sink:
         return self._streams
 
     # -- one pass --------------------------------------------------------------------
-    async def drain_once(self) -> int:
-        """One pass: recovery when due, then one batch of new entries of every stream.
-        Returns how many events were written (or found already written)."""
-        streams = sorted(await self.discover())
-        if not streams:
-            return 0
-        written = await self._recover_if_due(streams)
-        return written + await self._write_and_ack(await self._read_fresh(streams))
-
     async def drain(self) -> int:
         """Drains until a read finds nothing new. Reads and parses the next batch while
         the previous one commits, so Python and PostgreSQL work at the same time; each

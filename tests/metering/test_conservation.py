@@ -23,6 +23,7 @@ from metering.credit_store import CreditStore
 from metering.keys import tenant_keys
 from metering.reconcile import reconcile_tenant
 from metering.sink import Sink
+from tests.metering.ledger import insert_tenant, ledger_topup
 
 C = 1_000_000
 SLICE = 20 * C
@@ -81,12 +82,7 @@ async def _run_session(store: CreditStore, tenant: str, sid: str, plan: Plan,
 async def _topups(pool: asyncpg.Pool, store: CreditStore, tenant: str, amounts: list[int],
                   sessions: list[str]) -> None:
     for credits in amounts:
-        topup_id = uuid.uuid4()
-        await pool.execute(
-            """INSERT INTO topups (id, tenant_id, idempotency_key, request_hash, credits,
-               micro_credits) VALUES ($1, $2::uuid, $3, '', $4, $5)""",
-            topup_id, tenant, str(topup_id), credits, credits * C)
-        await store.apply_topup(tenant, str(topup_id), credits * C)
+        await ledger_topup(pool, store, tenant, credits)
         await _check(store, tenant, sessions)
         await asyncio.sleep(0)
 
@@ -99,9 +95,7 @@ async def _scenario(redis_url: str, database_url: str, plan_list: list[Plan],
     prefix = f"vgwtest:{uuid.uuid4().hex[:12]}:"
     try:
         store = CreditStore(redis, prefix)
-        tenant = str(uuid.uuid4())
-        await pool.execute("INSERT INTO tenants (id, name, api_key_hash) VALUES ($1::uuid, "
-                           "'T', $2)", tenant, uuid.UUID(tenant).bytes)
+        tenant = await insert_tenant(pool)
         sessions = [f"s{n}-{uuid.uuid4().hex[:8]}" for n in range(len(plan_list))]
         clock = [1_000]
         await _topups(pool, store, tenant, topups[:1], sessions)

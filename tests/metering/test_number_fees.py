@@ -13,14 +13,13 @@ from metering.credit_store import CreditStore
 from metering.number_fees import charge_number_fees
 from metering.ratecard import MICRO, default_rate_card
 from metering.sink import Sink
+from tests.metering.ledger import insert_tenant
 
 
 async def test_fees_prorated_and_idempotent(
     redis_client: aioredis.Redis, key_prefix: str, pg_pool: asyncpg.Pool
 ) -> None:
-    tenant = uuid.uuid4()
-    await pg_pool.execute("INSERT INTO tenants (id, name, api_key_hash) VALUES ($1, 'T', $2)",
-                          tenant, tenant.bytes)
+    tenant = uuid.UUID(await insert_tenant(pg_pool))
     await pg_pool.execute(
         """INSERT INTO phone_numbers (phone_number, tenant_id, kind, held_from) VALUES
            ('+15550000001', $1, 'local', '2026-11-16T09:00:00Z'),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import asyncpg
@@ -18,15 +17,9 @@ from metering.migrate import migrate_url
 from metering.outbox import EventRows
 from metering.reconcile import reconcile
 from metering.sink import GROUP, Entry, Sink
+from tests.metering.ledger import insert_tenant, ledger_topup
 
 C = 1_000_000
-
-
-async def _tenant(pool: asyncpg.Pool) -> str:
-    tenant = uuid.uuid4()
-    await pool.execute("INSERT INTO tenants (id, name, api_key_hash) VALUES ($1, 'T', $2)",
-                       tenant, tenant.bytes)
-    return str(tenant)
 
 
 async def _usage(store: CreditStore, tenant: str, sessions: int) -> None:
@@ -50,21 +43,12 @@ async def _counts(pool: asyncpg.Pool) -> tuple[int, int, int]:
             await pool.fetchval("SELECT count(*) FROM usage_events"))
 
 
-async def _topup(pool: asyncpg.Pool, store: CreditStore, tenant: str, credits: int) -> None:
-    topup_id = uuid.uuid4()
-    await pool.execute(
-        """INSERT INTO topups (id, tenant_id, idempotency_key, request_hash, credits,
-           micro_credits) VALUES ($1, $2::uuid, $3, '', $4, $5)""",
-        topup_id, tenant, str(topup_id), credits, credits * C)
-    await store.apply_topup(tenant, str(topup_id), credits * C)
-
-
 async def test_events_land_once_and_reconcile_agrees(
     redis_client: aioredis.Redis, key_prefix: str, pg_pool: asyncpg.Pool
 ) -> None:
     store = CreditStore(redis_client, key_prefix)
-    tenant = await _tenant(pg_pool)
-    await _topup(pg_pool, store, tenant, 1_000)
+    tenant = await insert_tenant(pg_pool)
+    await ledger_topup(pg_pool, store, tenant, 1_000)
     await _usage(store, tenant, 5)
     sink = Sink(redis_client, pg_pool, key_prefix, batch_size=7)
     assert await drain(sink) == 5 * 4
@@ -88,8 +72,8 @@ async def test_a_sink_killed_mid_batch_loses_nothing_and_doubles_nothing(
     redis_client: aioredis.Redis, key_prefix: str, pg_pool: asyncpg.Pool
 ) -> None:
     store = CreditStore(redis_client, key_prefix)
-    tenant = await _tenant(pg_pool)
-    await _topup(pg_pool, store, tenant, 1_000)
+    tenant = await insert_tenant(pg_pool)
+    await ledger_topup(pg_pool, store, tenant, 1_000)
     await _usage(store, tenant, 6)
     doomed = Sink(redis_client, pg_pool, key_prefix, consumer="doomed", batch_size=10)
     original = doomed._commit_and_ack
@@ -132,8 +116,8 @@ async def test_postgres_down_events_wait_then_land(
         pool = await asyncpg.create_pool(url, min_size=0, max_size=2, timeout=2)
         assert pool is not None
         store = CreditStore(redis_client, key_prefix)
-        tenant = await _tenant(pool)
-        await _topup(pool, store, tenant, 100)
+        tenant = await insert_tenant(pool)
+        await ledger_topup(pool, store, tenant, 100)
         await asyncio.to_thread(server.stop)
 
         await _usage(store, tenant, 3)  # generated while PostgreSQL is down
@@ -165,8 +149,8 @@ async def test_unreadable_entries_are_kept_aside_not_dropped(
     redis_client: aioredis.Redis, key_prefix: str, pg_pool: asyncpg.Pool
 ) -> None:
     store = CreditStore(redis_client, key_prefix)
-    tenant = await _tenant(pg_pool)
-    await _topup(pg_pool, store, tenant, 10)
+    tenant = await insert_tenant(pg_pool)
+    await ledger_topup(pg_pool, store, tenant, 10)
     stream = tenant_keys(key_prefix, tenant).outbox
     await redis_client.xadd(stream, {"type": "debit", "tenant": tenant, "channel": "phone"})
     await store.charge(tenant, "ok-1", channel="sms", micro=C, usage={}, now_ms=1)
@@ -180,8 +164,8 @@ async def test_reconcile_finds_and_repairs_a_lost_redis(
     redis_client: aioredis.Redis, key_prefix: str, pg_pool: asyncpg.Pool
 ) -> None:
     store = CreditStore(redis_client, key_prefix)
-    tenant = await _tenant(pg_pool)
-    await _topup(pg_pool, store, tenant, 50)
+    tenant = await insert_tenant(pg_pool)
+    await ledger_topup(pg_pool, store, tenant, 50)
     await _usage(store, tenant, 2)
     await drain(Sink(redis_client, pg_pool, key_prefix))
     keys = tenant_keys(key_prefix, tenant)

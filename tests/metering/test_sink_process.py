@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from metering.credit_store import CreditStore, ScriptCall
 from metering.reconcile import reconcile
+from tests.metering.ledger import insert_tenant, ledger_topup
 
 C = 1_000_000
 SESSIONS = 4000  # 4 events and 7 rows each: 2 debits, the record, 4 meters
@@ -38,15 +39,9 @@ async def test_sigkill_mid_drain_then_restart(
     redis_client: aioredis.Redis, redis_url: str, database_url: str, key_prefix: str,
     pg_pool: asyncpg.Pool,
 ) -> None:
-    tenant = uuid.uuid4()
-    await pg_pool.execute("INSERT INTO tenants (id, name, api_key_hash) VALUES ($1, 'T', $2)",
-                          tenant, tenant.bytes)
-    topup = uuid.uuid4()
-    await pg_pool.execute(
-        """INSERT INTO topups (id, tenant_id, idempotency_key, request_hash, credits,
-           micro_credits) VALUES ($1, $2, 'k', '', 1000000, 1000000000000)""", topup, tenant)
+    tenant = uuid.UUID(await insert_tenant(pg_pool))
     store = CreditStore(redis_client, key_prefix)
-    await store.apply_topup(str(tenant), str(topup), 10**6 * C)
+    await ledger_topup(pg_pool, store, str(tenant), 10**6)
     calls: list[ScriptCall] = []
     for n in range(SESSIONS):
         sid = f"k{n}-{uuid.uuid4().hex[:6]}"
