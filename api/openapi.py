@@ -83,10 +83,32 @@ SPEC: dict[str, Any] = {
             _query("from", "ISO date or date-time, inclusive (default: 30 days ago)"),
             _query("to", "ISO date or date-time, exclusive (default: now)"),
             _query("group_by", "meter | day | channel (default meter)")])},
+        "/v1/calls": {"get": _op("Your latest call records, newest first", "200", "tenant")},
+        "/v1/calls/{call_sid}": {"get": _op(
+            "One call record: disposition, timings, usage, charges, outcomes", "200",
+            "tenant")},
+        "/admin/tenants/{tenant_id}/agent": {
+            "get": _op("The tenant's agent configuration", "200", "admin"),
+            "put": _op("Change fields of the agent configuration", "200", "admin", {
+                "type": "object", "properties": {
+                    "system_prompt": {"type": "string", "maxLength": 8000},
+                    "greeting": {"type": "string", "maxLength": 500},
+                    "goodbye": {"type": "string", "maxLength": 500},
+                    "voice": {"type": "string"}, "language": {"type": "string"},
+                    "tools": {"type": "array", "items": {"enum": [
+                        "book_appointment", "create_support_ticket", "place_order",
+                        "transfer_to_human", "end_call"]}},
+                    "turn_detection": {"enum": ["silero", "energy"]},
+                    "paused_notice": {"type": ["string", "null"]}}})},
+        "/twilio/voice": {"post": _op("Twilio voice webhook (X-Twilio-Signature); TwiML",
+                                      "200", "twilio")},
+        "/twilio/status": {"post": _op("Twilio call status callback", "204", "twilio")},
     },
     "components": {
         "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"},
-                            "tenant": {"type": "http", "scheme": "bearer"}},
+                            "tenant": {"type": "http", "scheme": "bearer"},
+                            "twilio": {"type": "apiKey", "in": "header",
+                                       "name": "X-Twilio-Signature"}},
         "schemas": {"Problem": {"type": "object", "required": ["code", "status", "detail"],
                                 "properties": {"type": {"type": "string"},
                                                "title": {"type": "string"},

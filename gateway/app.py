@@ -29,6 +29,7 @@ from gateway.metrics import Metrics
 from gateway.services import migrate_until_done
 from gateway.sessions import SessionRegistry
 from gateway.state import METRICS, SESSIONS, SETTINGS
+from gateway.voice_routes import add_voice_routes
 from gateway.wiring import wire_metering
 
 log = logging.getLogger("voicegw.app")
@@ -104,4 +105,5 @@ def create_app(settings: Settings) -> web.Application:
     wire_metering(app)
     health.add_routes(app)
     add_api_routes(app)
+    add_voice_routes(app)
     return app

@@ -49,6 +49,10 @@ class Settings:
     shutdown_grace_s: float = 30.0
     run_sink: bool = True
     migrate_on_start: bool = True
+    max_calls: int = 200  # live phone calls one process admits; measured in BENCHMARKS.md
+    llm_model: str = "gpt-4.1-mini"
+    stt_model: str = "gpt-4o-mini-transcribe"
+    tts_model: str = "eleven_flash_v2_5"
 
     def redacted(self) -> dict[str, str]:
         """The settings with every secret masked, for logs and `voicegw dev` output."""

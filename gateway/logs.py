@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -83,3 +84,19 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    route_loguru_to_logging()
+
+
+def route_loguru_to_logging(level: str = "WARNING") -> None:
+    """pipecat logs through loguru, at DEBUG by default: several lines per frame of every
+    call. Its warnings and errors go through our JSON lines (masked like ours); its
+    chatter is dropped before it costs anything."""
+    from loguru import logger as loguru_logger
+
+    def forward(message: Any) -> None:
+        record = message.record
+        logging.getLogger(f"pipecat.{record['name']}").log(
+            record["level"].no, record["message"])
+
+    loguru_logger.remove()
+    loguru_logger.add(forward, level=level, format="{message}")

@@ -97,12 +97,15 @@ class CreditSession:
                                      self.usage.get(meter, 0),
                                      self.month_to_date.get(meter, 0))
 
+    def _merge(self, usage: Mapping[str, int]) -> None:
+        for meter, units in usage.items():
+            self.usage[meter] = max(self.usage.get(meter, 0), units)
+
     async def report(self, usage: Mapping[str, int]) -> bool:
         """Records cumulative usage; renews when due. Returns `exhausted`."""
         if not self.open:
             return True
-        for meter, units in usage.items():
-            self.usage[meter] = max(self.usage.get(meter, 0), units)
+        self._merge(usage)
         self.cost = rate_usage(self.card, self.usage, month_to_date=self.month_to_date).total
         now = self.clock_ms()
         stale = now - self.last_update_ms >= self.policy.validity_ms // 2
@@ -122,10 +125,13 @@ class CreditSession:
                                                                      self.cost, now)
 
     async def finish(self, status: str = "settled",
-                     details: Mapping[str, Any] | None = None) -> Settlement:
-        """Gy TERMINATE: debit the final cost, release the rest, write the record."""
+                     details: Mapping[str, Any] | None = None,
+                     usage: Mapping[str, int] | None = None) -> Settlement:
+        """Gy TERMINATE: debit the final cost (of `usage`, the final cumulative usage,
+        when given), release the rest, write the record."""
         if self.settlement is not None:
             return self.settlement
+        self._merge(usage or {})
         rating = rate_usage(self.card, self.usage, month_to_date=self.month_to_date)
         record = {**self.meta, **(details or {}), "charges": rating.per_meter}
         self.settlement = await self.store.terminate(

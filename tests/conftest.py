@@ -16,8 +16,11 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.logs import route_loguru_to_logging
 from metering.migrate import migrate_url
 from tests.servers import TestServers
+
+route_loguru_to_logging()  # pipecat's per-frame DEBUG lines would drown test output
 
 # A callback holding the loop longer than this fails the test. Generous on purpose: CI
 # machines have two cores and debug mode slows everything; real blocking (a sync socket
@@ -155,4 +158,4 @@ def event_loop_blocking_guard() -> Iterator[None]:
         asyncio_logger.removeHandler(catcher)
     if catcher.messages:
         pytest.fail("the event loop was blocked:\n" + "\n".join(catcher.messages))
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.gateway.messaging_env"]

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 
 from load.emulators.openai_chat import ChatState, ChatTiming
+from load.emulators.openai_stt import SttState, SttTiming
 from load.emulators.rest_vendors import VendorState
 from load.emulators.server import EmulatorConfig, start_emulators
 
@@ -16,6 +17,7 @@ async def _main(args: argparse.Namespace) -> None:
         chat=ChatState(ChatTiming(args.ttfb_ms, args.tokens_per_s)),
         vendors=VendorState(graph_token=args.graph_token, tts_pacing=args.tts_pacing,
                             twilio_accounts={args.twilio_account_sid: args.twilio_auth_token}),
+        stt=SttState(SttTiming(latency_ms=args.stt_latency_ms)),
     )
     running = await start_emulators(args.host, args.port, config)
     for vendor, url in running.base_urls().items():
@@ -34,6 +36,8 @@ def main() -> None:
     parser.add_argument("--ttfb-ms", type=float, default=20.0)
     parser.add_argument("--tokens-per-s", type=float, default=200.0)
     parser.add_argument("--tts-pacing", type=float, default=1.0)
+    parser.add_argument("--stt-latency-ms", type=float, default=SttTiming.latency_ms,
+                        help="time from the end of an STT upload to its transcript")
     parser.add_argument("--graph-token", default="dev-whatsapp-access-token")
     parser.add_argument("--twilio-account-sid", default="AC" + "0" * 32)
     parser.add_argument("--twilio-auth-token", default="dev-twilio-auth-token")

@@ -27,6 +27,7 @@ class ChatState:
     timing: ChatTiming = field(default_factory=ChatTiming)
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # statuses to answer next, in order
+    usage_sent: list[dict[str, int]] = field(default_factory=list)  # usage the client got
 
 
 CHAT = web.AppKey("chat_emulator", ChatState)
@@ -72,6 +73,7 @@ async def _stream(request: web.Request, state: ChatState, reply: Reply, base: di
     if include_usage:
         await response.write(b"data: " + orjson.dumps({**base, "choices": [], "usage": usage})
                              + b"\n\n")
+        state.usage_sent.append(usage)
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response
@@ -104,6 +106,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         include = bool((body.get("stream_options") or {}).get("include_usage"))
         return await _stream(request, state, reply, base, usage, include)
     await asyncio.sleep(state.timing.ttfb_ms / 1000)
+    state.usage_sent.append(usage)
     message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
     if reply.tool:
         message["tool_calls"] = [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",

@@ -1,4 +1,12 @@
-"""Twilio REST, WhatsApp Graph API and ElevenLabs streaming TTS emulators."""
+"""Twilio REST, WhatsApp Graph API and ElevenLabs streaming TTS emulators.
+
+ElevenLabs `POST /v1/text-to-speech/{voice}/stream/with-timestamps` answers what pipecat's
+`ElevenLabsHttpTTSService` reads: one JSON object per line, each with `audio_base64` (PCM
+s16le at the rate of `output_format=pcm_<rate>`, or mu-law for `ulaw_8000`), `alignment`
+and `normalized_alignment` ({characters, character_start_times_seconds,
+character_end_times_seconds}, seconds from the start of the request's audio). Every
+character lasts 60 ms, five characters a line, paced by `tts_pacing` after `tts_ttfb_ms`.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +15,19 @@ import base64
 import math
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from load.speech import speech_pcm, ulaw_encode
+
 WINDOW_S = 24 * 3600
+SECONDS_PER_CHARACTER = 0.06
+CHARACTERS_PER_CHUNK = 5  # 300 ms of audio per streamed line
+PCM_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 @dataclass
@@ -26,6 +40,8 @@ class VendorState:
     windows: dict[tuple[str, str], float] = field(default_factory=dict)  # last inbound
     tts_characters: int = 0
     tts_pacing: float = 0.0  # 1.0 = real time; 0 = as fast as possible
+    tts_ttfb_ms: float = 0.0  # before the first audio of a with-timestamps stream
+    tts_requests: list[dict[str, Any]] = field(default_factory=list)
     clock: Any = time.time
 
 
@@ -53,16 +69,28 @@ def _twilio_auth(request: web.Request) -> web.Response | None:
 
 
 async def twilio_call_update(request: web.Request) -> web.Response:
+    """Hang up (`Status=completed`) or redirect a live call to new instructions: `Twiml`
+    (a transfer is `<Response><Dial>+1555...</Dial></Response>`) or a `Url` to fetch."""
     denied = _twilio_auth(request)
     if denied:
         return denied
-    form = dict(await request.post())
-    call = {"sid": request.match_info["call"], "account_sid": request.match_info["account"],
-            **{k: str(v) for k, v in form.items()}}
-    request.app[VENDORS].twilio_calls.append(call)
-    status = str(form.get("Status", "in-progress"))
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    state = request.app[VENDORS]
+    call: dict[str, Any] = {"sid": request.match_info["call"],
+                            "account_sid": request.match_info["account"], **form,
+                            "received_at": state.clock()}
+    state.twilio_calls.append(call)
+    status = form.get("Status", "in-progress")
     return web.json_response({"sid": call["sid"], "account_sid": call["account_sid"],
-                              "status": status})
+                              "status": status, "uri": request.path})
+
+
+async def twilio_calls_recorded(request: web.Request) -> web.Response:
+    """`{"calls": [...]}`: every call update received (optionally `?sid=CA...` only),
+    for a load tool in another process."""
+    sid = request.query.get("sid")
+    calls = [c for c in request.app[VENDORS].twilio_calls if sid is None or c["sid"] == sid]
+    return web.json_response({"calls": calls})
 
 
 def segments(text: str) -> int:
@@ -129,6 +157,9 @@ async def elevenlabs_stream(request: web.Request) -> web.StreamResponse:
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return web.json_response({"detail": {"status": "invalid_request"}}, status=422)
     state.tts_characters += len(text)
+    state.tts_requests.append({"voice": request.match_info["voice"], "text": text,
+                               "characters": len(text), "output_format": "ulaw_8000",
+                               "at": state.clock()})
     response = web.StreamResponse(headers={"Content-Type": "audio/basic"})
     await response.prepare(request)
     samples = 8000 * 60 // 1000 * len(text)  # 60 ms of audio per character, mu-law 8 kHz
@@ -141,10 +172,89 @@ async def elevenlabs_stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def output_format(value: str) -> tuple[str, int] | None:
+    """("pcm" | "ulaw", sample rate) of an ElevenLabs `output_format` the emulator makes."""
+    codec, _, rate = value.partition("_")
+    if codec == "pcm" and rate.isdigit() and int(rate) in PCM_RATES:
+        return "pcm", int(rate)
+    return ("ulaw", 8000) if value == "ulaw_8000" else None
+
+
+def timestamp_lines(text: str, codec: str, rate: int) -> Iterator[bytes]:
+    """The with-timestamps stream of `text`, one JSON line per chunk of characters."""
+    per_character = round(SECONDS_PER_CHARACTER * rate)
+    for first in range(0, len(text), CHARACTERS_PER_CHUNK):
+        characters = list(text[first:first + CHARACTERS_PER_CHUNK])
+        pcm = speech_pcm(first * per_character, len(characters) * per_character, rate)
+        audio = ulaw_encode(pcm) if codec == "ulaw" else pcm
+        starts = [round((first + i) * SECONDS_PER_CHARACTER, 3) for i in range(len(characters))]
+        alignment = {"characters": characters, "character_start_times_seconds": starts,
+                     "character_end_times_seconds": [round(s + SECONDS_PER_CHARACTER, 3)
+                                                     for s in starts]}
+        yield orjson.dumps({"audio_base64": base64.b64encode(audio).decode(),
+                            "alignment": alignment, "normalized_alignment": alignment}) + b"\n"
+
+
+def _elevenlabs_request(body: bytes) -> dict[str, Any] | None:
+    try:
+        payload = orjson.loads(body)
+        return payload if isinstance(payload, dict) and isinstance(payload["text"], str) \
+            else None
+    except (orjson.JSONDecodeError, KeyError):
+        return None
+
+
+async def elevenlabs_with_timestamps(request: web.Request) -> web.StreamResponse:
+    state = request.app[VENDORS]
+    if not request.headers.get("xi-api-key"):
+        return web.json_response({"detail": {"status": "invalid_api_key",
+                                             "message": "Invalid API key"}}, status=401)
+    payload = _elevenlabs_request(await request.read())
+    fmt = request.query.get("output_format", "mp3_44100_128")
+    chosen = output_format(fmt)
+    if payload is None or chosen is None:
+        message = "text is required" if payload is None else f"{fmt} is not emulated"
+        return web.json_response({"detail": {"status": "invalid_request", "message": message}},
+                                 status=422)
+    text = payload["text"]
+    state.tts_characters += len(text)
+    record = {"voice": request.match_info["voice"], "text": text, "characters": len(text),
+              "model_id": payload.get("model_id"), "output_format": fmt, "at": state.clock(),
+              "audio_seconds": round(len(text) * SECONDS_PER_CHARACTER, 3), "completed": False}
+    state.tts_requests.append(record)
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    record["completed"] = await _paced(response, timestamp_lines(text, *chosen), state)
+    if record["completed"]:
+        await response.write_eof()
+    return response
+
+
+async def _paced(response: web.StreamResponse, lines: Iterator[bytes],
+                 state: VendorState) -> bool:
+    """Writes the lines no faster than the audio they carry plays; False if the client
+    went away first (an interrupted utterance)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time() + state.tts_ttfb_ms / 1000
+    chunk_s = CHARACTERS_PER_CHUNK * SECONDS_PER_CHARACTER * state.tts_pacing
+    for index, line in enumerate(lines):
+        delay = start + index * chunk_s - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            await response.write(line)
+        except ConnectionResetError:
+            return False
+    return True
+
+
 def add_routes(app: web.Application, state: VendorState) -> None:
     app[VENDORS] = state
     app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", twilio_call_update)
+    app.router.add_get("/_emulator/twilio/calls", twilio_calls_recorded)
     app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", twilio_messages)
     app.router.add_post("/_emulator/inbound", graph_open_window)
     app.router.add_post("/{version:v[0-9.]+}/{phone_id}/messages", graph_send)
     app.router.add_post("/v1/text-to-speech/{voice}/stream", elevenlabs_stream)
+    app.router.add_post("/v1/text-to-speech/{voice}/stream/with-timestamps",
+                        elevenlabs_with_timestamps)

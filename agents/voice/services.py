@@ -1,0 +1,111 @@
+"""The vendor services of a call (OpenAI STT and LLM, ElevenLabs TTS), metered where
+their input leaves for the vendor.
+
+Counting at the point of sending is what makes cut-off usage billable: the characters a
+TTS request carried were paid for even if the caller barged in before hearing them, and
+the audio a transcription request carried was paid for whatever came back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import openai
+from pipecat.frames.frames import Frame
+from pipecat.services.elevenlabs.tts import ElevenLabsHttpTTSService
+from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.services.openai.stt import OpenAISTTService
+from pipecat.transcriptions.language import Language
+
+from agents.voice.metering import CallUsage
+
+
+@dataclass(frozen=True)
+class VoiceProviders:
+    """Where the vendors are and how to reach them: real ones, or the emulators."""
+
+    openai_api_key: str
+    openai_base_url: str
+    elevenlabs_api_key: str
+    elevenlabs_base_url: str
+    llm_model: str = "gpt-4.1-mini"
+    stt_model: str = "gpt-4o-mini-transcribe"
+    tts_model: str = "eleven_flash_v2_5"
+
+
+def openai_http_client() -> openai.DefaultAsyncHttpxClient:
+    """One connection pool for every call's OpenAI requests in this process (closed by
+    the gateway on shutdown), instead of a client per call that nobody closes."""
+    return openai.DefaultAsyncHttpxClient(timeout=30.0)
+
+
+class SharedClientLLM(OpenAILLMService):
+    """OpenAI LLM on the process's shared HTTP connection pool."""
+
+    def __init__(self, http_client: openai.DefaultAsyncHttpxClient, **kwargs: Any) -> None:
+        self._shared_http = http_client  # read by create_client, which __init__ calls
+        super().__init__(**kwargs)
+
+    def create_client(self, api_key: Any = None, base_url: Any = None,
+                      organization: Any = None, project: Any = None,
+                      default_headers: Any = None, **kwargs: Any) -> Any:
+        return openai.AsyncOpenAI(api_key=api_key, base_url=base_url,
+                                  organization=organization, project=project,
+                                  default_headers=default_headers,
+                                  http_client=self._shared_http)
+
+
+class MeteredSTT(OpenAISTTService):
+    """OpenAI speech-to-text that counts the audio it sends (`stt_seconds`, in ms)."""
+
+    def __init__(self, usage: CallUsage, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._usage = usage
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
+        # 16-bit mono PCM at the pipeline's input rate.
+        self._usage.stt_ms += len(audio) * 1000 // (2 * self.sample_rate)
+        async for frame in super().run_stt(audio):
+            yield frame
+
+
+class MeteredTTS(ElevenLabsHttpTTSService):
+    """ElevenLabs streaming TTS that counts the characters it sends (`tts_characters`)."""
+
+    def __init__(self, usage: CallUsage, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._usage = usage
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
+        self._usage.tts_characters += len(text)
+        async for frame in super().run_tts(text, context_id):
+            yield frame
+
+
+def _language(code: str) -> Language:
+    try:
+        return Language(code)
+    except ValueError:
+        return Language.EN
+
+
+def make_services(providers: VoiceProviders, usage: CallUsage, http: aiohttp.ClientSession,
+                  openai_http: openai.DefaultAsyncHttpxClient, *, voice: str, language: str,
+                  system_prompt: str) -> tuple[MeteredSTT, OpenAILLMService, MeteredTTS]:
+    lang = _language(language)
+    stt = MeteredSTT(usage, api_key=providers.openai_api_key,
+                     base_url=providers.openai_base_url, http_client=openai_http,
+                     settings=OpenAISTTService.Settings(model=providers.stt_model,
+                                                        language=lang))
+    llm = SharedClientLLM(openai_http, api_key=providers.openai_api_key,
+                          base_url=providers.openai_base_url,
+                          settings=OpenAILLMService.Settings(
+                              model=providers.llm_model, system_instruction=system_prompt))
+    tts = MeteredTTS(usage, api_key=providers.elevenlabs_api_key, aiohttp_session=http,
+                     base_url=providers.elevenlabs_base_url, sample_rate=8000,
+                     settings=MeteredTTS.Settings(voice=voice, model=providers.tts_model,
+                                                  language=lang))
+    return stt, llm, tts

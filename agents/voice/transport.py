@@ -1,0 +1,169 @@
+"""A pipecat transport for one phone call, fed by the gateway's websocket handler.
+
+Inbound: the gateway decodes each media message and calls `CallInput.feed_audio` (mu-law
+8 kHz). Outbound: agent audio is converted to mu-law and handed to the `CallChannel` in
+20 ms frames, paced a little faster than real time (Twilio buffers, and a smaller buffer
+on its side makes barge-in stop the agent sooner). A mark is sent every `MARK_EVERY_MS`
+of audio, so the marks Twilio echoes tell how much the caller actually heard; on barge-in
+the channel is told to `clear` and unheard audio is dropped on Twilio's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import audioop  # pipecat itself converts mu-law with it; removed only in Python 3.13
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InputAudioRawFrame,
+    InputDTMFFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    StartFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.transports.base_input import BaseInputTransport
+from pipecat.transports.base_output import BaseOutputTransport
+from pipecat.transports.base_transport import BaseTransport, TransportParams
+
+SAMPLE_RATE = 8000
+FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz: what Twilio sends and expects
+MARK_EVERY_MS = 200
+PACE = 0.8  # send audio at 1/PACE of real time: a short buffer on Twilio's side
+
+
+class CallChannel(Protocol):
+    """What the transport needs from the media stream (implemented by the gateway)."""
+
+    async def send_audio(self, mulaw: bytes) -> None: ...
+    async def send_mark(self, name: str) -> None: ...
+    async def send_clear(self) -> None: ...
+
+
+@dataclass
+class PlayoutClock:
+    """What was sent to the caller and what Twilio says was played."""
+
+    sent_ms: int = 0
+    heard_ms: int = 0
+    first_audio_at: float | None = None  # monotonic time of the agent's first audio
+    cleared: int = 0
+
+    def mark_name(self) -> str:
+        return f"a{self.sent_ms}"
+
+    def on_mark(self, name: str) -> None:
+        if name.startswith("a") and name[1:].isdigit():
+            self.heard_ms = max(self.heard_ms, min(int(name[1:]), self.sent_ms))
+
+
+class CallInput(BaseInputTransport):
+    def __init__(self, params: TransportParams, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        self._ready = asyncio.Event()
+
+    async def start(self, frame: StartFrame) -> None:
+        await super().start(frame)
+        await self.set_transport_ready(frame)
+        self._ready.set()
+
+    async def feed_audio(self, mulaw: bytes) -> None:
+        if not self._ready.is_set():
+            return  # audio before the pipeline started: nobody could hear it yet
+        pcm = audioop.ulaw2lin(mulaw, 2)
+        await self.push_audio_frame(InputAudioRawFrame(pcm, SAMPLE_RATE, 1))
+
+    async def feed_dtmf(self, digit: str) -> None:
+        try:
+            entry = KeypadEntry(digit)
+        except ValueError:
+            return  # not a key pipecat knows: nothing to tell the agent
+        await self.push_frame(InputDTMFFrame(button=entry))
+
+
+class CallOutput(BaseOutputTransport):
+    def __init__(self, params: TransportParams, channel: CallChannel, clock: PlayoutClock,
+                 **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        self._channel = channel
+        self._clock = clock
+        self._pending = b""
+        self._next_send = 0.0
+        self._since_mark_ms = 0
+        self._closed = False
+
+    async def start(self, frame: StartFrame) -> None:
+        await super().start(frame)
+        await self.set_transport_ready(frame)
+
+    async def stop(self, frame: EndFrame) -> None:
+        await super().stop(frame)
+        await self._flush_mark()
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        self._closed = True
+        await super().cancel(frame)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame):
+            self._pending = b""
+            self._next_send = 0.0
+            self._clock.cleared += 1
+            await self._channel.send_clear()
+
+    async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
+        if self._closed:
+            return False
+        self._pending += audioop.lin2ulaw(frame.audio, 2)
+        while len(self._pending) >= FRAME_BYTES:
+            chunk, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
+            await self._send(chunk)
+        return True
+
+    async def _send(self, chunk: bytes) -> None:
+        if self._clock.first_audio_at is None:
+            self._clock.first_audio_at = time.monotonic()
+        await self._channel.send_audio(chunk)
+        self._clock.sent_ms += 20
+        self._since_mark_ms += 20
+        if self._since_mark_ms >= MARK_EVERY_MS:
+            await self._flush_mark()
+        await self._pace()
+
+    async def _flush_mark(self) -> None:
+        if self._since_mark_ms:
+            self._since_mark_ms = 0
+            await self._channel.send_mark(self._clock.mark_name())
+
+    async def _pace(self) -> None:
+        now = time.monotonic()
+        if self._next_send <= now:
+            self._next_send = now + 0.02 * PACE
+            return
+        await asyncio.sleep(self._next_send - now)
+        self._next_send += 0.02 * PACE
+
+
+class CallTransport(BaseTransport):
+    """Input and output of one call; the gateway owns the websocket itself."""
+
+    def __init__(self, channel: CallChannel, clock: PlayoutClock) -> None:
+        super().__init__(name="call-transport")
+        params = TransportParams(audio_in_enabled=True, audio_out_enabled=True,
+                                 audio_in_sample_rate=SAMPLE_RATE,
+                                 audio_out_sample_rate=SAMPLE_RATE)
+        self._input = CallInput(params, name="call-input")
+        self._output = CallOutput(params, channel, clock, name="call-output")
+
+    def input(self) -> CallInput:
+        return self._input
+
+    def output(self) -> CallOutput:
+        return self._output

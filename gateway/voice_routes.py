@@ -1,0 +1,151 @@
+"""Twilio's voice webhooks: `POST /twilio/voice` (a call comes in) and
+`POST /twilio/status` (status callbacks).
+
+The signature is checked before anything else is read. The answer is TwiML: a spoken
+refusal for an unknown number, a paused tenant or a full gateway; otherwise a
+`<Connect><Stream>` to `/twilio/stream` carrying a signed session token valid for a
+minute and good for one stream. Nothing is reserved here: the stream reserves the first
+slice when it starts, so a call Twilio never connects strands no credit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from agents.voice.services import VoiceProviders, openai_http_client
+from api.context import CREDIT_STORE, PG_POOL
+from api.problems import Problem
+from gateway.codecs import session_token, twilio_signature, twiml
+from gateway.state import SESSIONS, SETTINGS
+from gateway.twilio_rest import TwilioCalls
+from gateway.voice_state import (
+    OPENAI_HTTP,
+    STREAM_TOKEN_KEY,
+    TWILIO_CALLS,
+    VENDOR_HTTP,
+    VOICE_PROVIDERS,
+)
+from metering.control import PHONE_POLICY
+from metering.tenants import tenant_for_number
+
+log = logging.getLogger("voicegw.voice")
+
+STREAM_TOKEN_TTL_S = 60
+NOT_IN_SERVICE = "The number you have called is not in service. Goodbye."
+UNAVAILABLE = "This service is not available at the moment. Please try again later. Goodbye."
+BUSY = "All our lines are busy. Please call again in a few minutes. Goodbye."
+
+
+def _twiml(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/xml")
+
+
+async def signed_form(request: web.Request) -> dict[str, list[str]]:
+    """The webhook's form fields, once its X-Twilio-Signature proved Twilio sent them."""
+    settings = request.app[SETTINGS]
+    form = await request.post()
+    params: dict[str, list[str]] = {}
+    for name, value in form.items():
+        if not isinstance(value, str):
+            raise Problem(400, "bad_request", "file uploads are not accepted here")
+        params.setdefault(name, []).append(value)
+    url = settings.public_url.rstrip("/") + request.path_qs
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not settings.twilio_auth_token or not twilio_signature.validate(
+            url, params, signature, settings.twilio_auth_token):
+        raise Problem(403, "invalid_signature",
+                      "X-Twilio-Signature is missing or does not match this request")
+    return params
+
+
+def _field(params: dict[str, list[str]], name: str) -> str:
+    values = params.get(name) or [""]
+    return values[0].strip()
+
+
+def stream_url(public_url: str) -> str:
+    parts = urlsplit(public_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/twilio/stream"
+
+
+async def voice_webhook(request: web.Request) -> web.Response:
+    params = await signed_form(request)
+    call_sid, to, caller = (_field(params, n) for n in ("CallSid", "To", "From"))
+    if not call_sid.startswith("CA") or not to:
+        raise Problem(422, "invalid_field", "CallSid and To are required", field="CallSid")
+    number = await tenant_for_number(request.app[PG_POOL], to)
+    if number is None:
+        log.info("call to a number nobody holds")
+        return _twiml(twiml.say_and_hangup(NOT_IN_SERVICE))
+    tenant = str(number.tenant_id)
+    balance = await request.app[CREDIT_STORE].balance(tenant)
+    if balance.available < PHONE_POLICY.min_grant_micro:
+        log.info("call refused: tenant paused", extra={"tenant_id": tenant})
+        return _twiml(twiml.say_and_hangup(UNAVAILABLE))
+    sessions = request.app[SESSIONS]
+    if sessions.draining or sessions.count("phone") >= request.app[SETTINGS].max_calls:
+        log.warning("call refused: at capacity", extra={"tenant_id": tenant})
+        return _twiml(twiml.say_and_hangup(BUSY))
+    token = session_token.issue(
+        request.app[STREAM_TOKEN_KEY],
+        {"tenant": tenant, "call": call_sid, "to": to, "from": caller[:32]},
+        now_s=time.time(), ttl_s=STREAM_TOKEN_TTL_S)
+    url = stream_url(request.app[SETTINGS].public_url)
+    return _twiml(twiml.connect_stream(url, {"token": token}))
+
+
+async def status_callback(request: web.Request) -> web.Response:
+    """Records each (call, status) once; Twilio retries callbacks."""
+    params = await signed_form(request)
+    call_sid, status = _field(params, "CallSid"), _field(params, "CallStatus")
+    if not call_sid or not status:
+        raise Problem(422, "invalid_field", "CallSid and CallStatus are required",
+                      field="CallStatus")
+    pool = request.app[PG_POOL]
+    number = await tenant_for_number(pool, _field(params, "To"))
+    duration = _field(params, "CallDuration")
+    payload = {name: values[0] for name, values in params.items()
+               if name not in ("From", "Caller")}  # no end-customer numbers at rest here
+    await pool.execute(
+        """INSERT INTO call_status_events (call_sid, status, tenant_id, duration_s, payload)
+           VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT DO NOTHING""",
+        call_sid[:64], status[:32], None if number is None else number.tenant_id,
+        int(duration) if duration.isdigit() else None, orjson.dumps(payload).decode())
+    return web.Response(status=204)
+
+
+async def _voice_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    http = aiohttp.ClientSession()
+    app[VENDOR_HTTP] = http
+    app[OPENAI_HTTP] = openai_http = openai_http_client()
+    app[VOICE_PROVIDERS] = VoiceProviders(
+        openai_api_key=settings.openai_api_key, openai_base_url=settings.openai_base_url,
+        elevenlabs_api_key=settings.elevenlabs_api_key,
+        elevenlabs_base_url=settings.elevenlabs_base_url, llm_model=settings.llm_model,
+        stt_model=settings.stt_model, tts_model=settings.tts_model)
+    app[TWILIO_CALLS] = TwilioCalls(http, settings.twilio_api_base,
+                                    settings.twilio_account_sid, settings.twilio_auth_token)
+    # Every gateway derives the same key from the shared admin token: a stream may land
+    # on another process or host than the webhook that issued its token.
+    app[STREAM_TOKEN_KEY] = session_token.derive_key(settings.admin_token, "twilio-stream")
+    yield
+    await http.close()
+    await openai_http.aclose()
+
+
+def add_voice_routes(app: web.Application) -> None:
+    from gateway.voice_stream import media_stream
+
+    app.cleanup_ctx.append(_voice_ctx)
+    app.router.add_post("/twilio/voice", voice_webhook)
+    app.router.add_post("/twilio/status", status_callback)
+    app.router.add_get("/twilio/stream", media_stream)
