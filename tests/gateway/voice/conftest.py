@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
@@ -61,7 +62,7 @@ async def emulators() -> AsyncIterator[RunningEmulators]:
 
 async def start_gateway(redis_url: str, database_url: str, key_prefix: str,
                         emulators: RunningEmulators, credits: int,
-                        **overrides: Any) -> Gateway:
+                        number: str = NUMBER, **overrides: Any) -> Gateway:
     urls = emulators.base_urls()
     settings = make_settings(
         redis_url, database_url, key_prefix, run_sink="false",
@@ -70,14 +71,11 @@ async def start_gateway(redis_url: str, database_url: str, key_prefix: str,
         twilio_api_base=urls["twilio"], **overrides)
     server = TestServer(create_app(settings))
     await server.start_server()
-    client = server.app  # noqa: F841 - the app is started; talk to it over HTTP below
-    import aiohttp
-
     async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as http:
         created = await (await http.post("admin/tenants", json={"name": "Acme Dental"},
                                          headers=ADMIN)).json()
         number = await http.post(f"admin/tenants/{created['id']}/numbers", headers=ADMIN,
-                                 json={"phone_number": NUMBER, "kind": "local",
+                                 json={"phone_number": number, "kind": "local",
                                        "operator_number": OPERATOR})
         assert number.status == 201, await number.text()
         auth = {"Authorization": f"Bearer {created['api_key']}",

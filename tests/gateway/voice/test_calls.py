@@ -114,4 +114,30 @@ async def test_caller_hang_up_settles_at_once(gateway: Gateway) -> None:
     assert balance["reserved_micro_credits"] == 0
     record = await call_record(gateway, result.call_sid)
     assert record["disposition"] == "caller_hung_up"
-    assert 1500 <= record["usage"][Meter.CALL_SECONDS.value] < 4000
+    # The gateway counts from the moment the call is set up, a moment after the caller
+    # started its clock.
+    assert 1_300 <= record["usage"][Meter.CALL_SECONDS.value] < 4_000
+
+
+async def test_asking_for_a_human_transfers_the_call_to_the_operator(
+        gateway: Gateway, pg_pool_of_gateway: asyncpg.Pool) -> None:
+    result, _ = await place_call(gateway, CallScript(
+        ["can I talk to a human please"], max_call_s=20, agent_silence_s=1.5))
+    twilio = [c for c in gateway.emulators.config.vendors.twilio_calls
+              if c["sid"] == result.call_sid]
+    assert len(twilio) == 1 and "<Dial><Number>+15550100999</Number></Dial>" in twilio[0]["Twiml"]
+    record = await call_record(gateway, result.call_sid)
+    assert record["disposition"] == "transferred" and record["outcomes"] == []
+    handoff = await pg_pool_of_gateway.fetchrow("SELECT session_id, target FROM handoffs")
+    assert tuple(handoff) == (record["session_id"], "+15550100999")
+
+
+async def test_saying_goodbye_ends_the_call_from_the_agent_side(gateway: Gateway) -> None:
+    result, _ = await place_call(gateway, CallScript(["okay thanks, goodbye"], max_call_s=20,
+                                                     hang_up_when_done=False))
+    assert result.ended_by == "gateway"
+    record = await call_record(gateway, result.call_sid)
+    assert record["disposition"] == "completed"
+    hang_ups = [c for c in gateway.emulators.config.vendors.twilio_calls
+                if c["sid"] == result.call_sid]
+    assert [c.get("Status") for c in hang_ups] == ["completed"]
