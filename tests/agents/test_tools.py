@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import asyncpg
 
@@ -51,14 +52,16 @@ async def test_ticket_and_order_are_successes_of_their_kind(pg_pool: asyncpg.Poo
 
 async def test_bad_arguments_answer_the_model_and_write_nothing(pg_pool: asyncpg.Pool) -> None:
     ctx = await _ctx(pg_pool)
-    cases = [("book_appointment", "{not json"), ("book_appointment", "[1, 2]"),
-             ("book_appointment", {"name": "Ada"}), ("book_appointment", {"name": 3,
-                                                                         "when": "x",
-                                                                         "service": "y"}),
-             ("place_order", {"items": []}), ("place_order", {"items": [{"name": "x",
-                                                                        "quantity": 0}]}),
-             ("create_support_ticket", {"summary": "x", "priority": "urgent"}),
-             ("launch_rockets", {})]
+    cases: list[tuple[str, Any]] = [
+        ("book_appointment", "{not json"),
+        ("book_appointment", "[1, 2]"),
+        ("book_appointment", {"name": "Ada"}),
+        ("book_appointment", {"name": 3, "when": "x", "service": "y"}),
+        ("place_order", {"items": []}),
+        ("place_order", {"items": [{"name": "x", "quantity": 0}]}),
+        ("create_support_ticket", {"summary": "x", "priority": "urgent"}),
+        ("launch_rockets", {}),
+    ]
     for name, args in cases:
         result = await run_tool(ctx, name, "c", args)
         assert not result.ok and result.outcome is None, (name, args)

@@ -74,10 +74,10 @@ async def start_gateway(redis_url: str, database_url: str, key_prefix: str,
     async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as http:
         created = await (await http.post("admin/tenants", json={"name": "Acme Dental"},
                                          headers=ADMIN)).json()
-        number = await http.post(f"admin/tenants/{created['id']}/numbers", headers=ADMIN,
-                                 json={"phone_number": number, "kind": "local",
-                                       "operator_number": OPERATOR})
-        assert number.status == 201, await number.text()
+        assigned = await http.post(f"admin/tenants/{created['id']}/numbers", headers=ADMIN,
+                                   json={"phone_number": number, "kind": "local",
+                                         "operator_number": OPERATOR})
+        assert assigned.status == 201, await assigned.text()
         auth = {"Authorization": f"Bearer {created['api_key']}",
                 "Idempotency-Key": "first"}
         if credits:
