@@ -155,16 +155,18 @@ async def _run_call(request: web.Request, ws: web.WebSocketResponse,
         tenant, session_id, lambda: int(time.time() * 1000),
         meta={"call_sid": start.call_sid, "number": to, "caller": mask_number(caller),
               "caller_hash": caller_hash(tenant, caller)})
-    grant = await credit.start()
+    # Everything that reads a store comes before the reservation: after it, nothing may
+    # fail before `_supervise` owns the settlement.
+    number = await tenant_for_number(pool, to)
+    config = await agent_config_for(pool, uuid.UUID(tenant))
     calls = app[TWILIO_CALLS]
+    grant = await credit.start()
     if not grant.ok:
         log.info("call refused at start: %s", grant.status)
         with contextlib.suppress(Exception):
             await calls.control(start.call_sid).hang_up()
         await _close(ws, WSCloseCode.OK, "no credit")
         return
-    number = await tenant_for_number(pool, to)
-    config = await agent_config_for(pool, uuid.UUID(tenant))
     setup = CallSetup(Origin(uuid.UUID(tenant), session_id, "phone", caller), config,
                       app[VOICE_PROVIDERS], None if number is None else number.operator_number)
     call = VoiceCall(setup, TwilioChannel(ws, start.stream_sid), calls.control(start.call_sid),
@@ -179,26 +181,28 @@ async def _supervise(app: web.Application, ws: web.WebSocketResponse,
     async def close(reason: str) -> None:
         await call.shut_down()
 
-    sessions.add(LiveSession(session_id, "phone", close))
-    app[METRICS].active_calls.set(sessions.count("phone"))
-    running = asyncio.create_task(call.run(), name=f"call-{session_id}")
+    running: asyncio.Task[None] | None = None
     try:
+        sessions.add(LiveSession(session_id, "phone", close))  # refused while draining
+        app[METRICS].active_calls.set(sessions.count("phone"))
+        running = asyncio.create_task(call.run(), name=f"call-{session_id}")
         ended_by = await _read_until_end(ws, parser, call, running)
         if ended_by == "protocol_error":
             call.fail("error")
         await call.caller_hung_up()
         await running
     except BaseException:
-        running.cancel()
-        with contextlib.suppress(BaseException):
-            await running
+        call.fail("error")
+        if running is not None:
+            running.cancel()
+            with contextlib.suppress(BaseException):
+                await running
         raise
     finally:
         try:
-            settled = await call.credit.finish("settled", call.record(), call.usage.snapshot())
+            await call.credit.finish("settled", call.record(), call.usage.snapshot())
             log.info("call settled", extra={"event": call.disposition,
                                             "duration_ms": call.usage.call_ms()})
-            log.debug("settlement %s", settled)
         finally:
             sessions.remove(session_id)
             app[METRICS].active_calls.set(sessions.count("phone"))
