@@ -103,12 +103,34 @@ SPEC: dict[str, Any] = {
         "/twilio/voice": {"post": _op("Twilio voice webhook (X-Twilio-Signature); TwiML",
                                       "200", "twilio")},
         "/twilio/status": {"post": _op("Twilio call status callback", "204", "twilio")},
+        "/v1/messages": {"post": {**_op(
+            "Send a free-form WhatsApp (inside the 24-hour window) or SMS message", "201",
+            "tenant", {"type": "object", "required": ["channel", "to", "text"],
+                       "properties": {"channel": {"enum": ["whatsapp", "sms"]},
+                                      "to": {"type": "string", "maxLength": 32},
+                                      "text": {"type": "string", "maxLength": 4096}}}),
+            "description": "Billed like any other message (`sms_sent_segments`, "
+                           "`whatsapp_messages`); a refused message costs nothing. 402 "
+                           "`insufficient_credits`, 409 `whatsapp_window_closed` (with "
+                           "`vendor_code` 131047 when Meta refused), 409 `no_sender_number`, "
+                           "502 `vendor_error`."}},
+        "/whatsapp/webhook": {
+            "get": _op("Meta's verify handshake (hub.mode, hub.verify_token, hub.challenge)",
+                       "200", "whatsapp"),
+            "post": _op("WhatsApp Cloud API webhook (X-Hub-Signature-256)", "200",
+                        "whatsapp")},
+        "/twilio/sms": {"post": _op("Twilio inbound SMS webhook (X-Twilio-Signature); "
+                                    "empty TwiML", "200", "twilio")},
+        "/twilio/sms/status": {"post": _op("Twilio message status callback", "200",
+                                           "twilio")},
     },
     "components": {
         "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"},
                             "tenant": {"type": "http", "scheme": "bearer"},
                             "twilio": {"type": "apiKey", "in": "header",
-                                       "name": "X-Twilio-Signature"}},
+                                       "name": "X-Twilio-Signature"},
+                            "whatsapp": {"type": "apiKey", "in": "header",
+                                         "name": "X-Hub-Signature-256"}},
         "schemas": {"Problem": {"type": "object", "required": ["code", "status", "detail"],
                                 "properties": {"type": {"type": "string"},
                                                "title": {"type": "string"},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from benchmarks import credit_control, sink
+from benchmarks import credit_control, messaging, sink
 from gateway.embedded import LocalServers
 from metering.migrate import migrate_url
 
@@ -56,6 +56,7 @@ async def _main(args: argparse.Namespace) -> str:
         try:
             control = await credit_control.run(servers.redis_url, sessions=args.sessions)
             ledger = await sink.run(servers.redis_url, database_url, sessions=args.sessions)
+            chats = await messaging.run(servers.redis_url, servers.postgres_url)
         finally:
             await _drop_database(servers.postgres_url, name)
     finally:
@@ -76,6 +77,7 @@ async def _main(args: argparse.Namespace) -> str:
         f"{control.ops_per_s:,.0f} | |",
         f"| ledger sink, rows per second into PostgreSQL ({ledger.events:,} events, "
         f"{ledger.rows:,} rows) | {ledger.rows_per_s:,.0f} | >= 50,000 |",
+        *messaging.rows(chats),
         "",
     ]
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from gateway import health
 from gateway.background import background_task
 from gateway.config import Settings
 from gateway.logs import request_id_var
+from gateway.messaging import add_messaging
 from gateway.metrics import Metrics
 from gateway.services import migrate_until_done
 from gateway.sessions import SessionRegistry
@@ -105,5 +106,6 @@ def create_app(settings: Settings) -> web.Application:
     wire_metering(app)
     health.add_routes(app)
     add_api_routes(app)
+    add_messaging(app)
     add_voice_routes(app)
     return app

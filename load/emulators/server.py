@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from load.emulators import openai_chat, openai_stt, rest_vendors
+from load.emulators import messaging, openai_chat, openai_stt, rest_vendors
 from load.emulators.openai_chat import ChatState
 from load.emulators.openai_stt import SttState
 from load.emulators.rest_vendors import VendorState
@@ -27,6 +27,7 @@ def build_emulator_app(config: EmulatorConfig | None = None) -> web.Application:
     openai_chat.add_routes(app, config.chat)
     openai_stt.add_routes(app, config.stt)
     rest_vendors.add_routes(app, config.vendors)
+    messaging.add_routes(app)
     return app
 
 

@@ -8,12 +8,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import asyncpg
-import openai
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from agents.chat_client import ChatClient
 from agents.history import ConversationHistory
 from agents.text_agent import HANDOFF_NOTICE, AgentUnavailable, TextAgent, TextTurn
 from load.emulators.openai_chat import ChatState, ChatTiming
@@ -29,9 +30,15 @@ async def llm() -> AsyncIterator[RunningEmulators]:
     await running.stop()
 
 
-def _agent(base_url: str, pool: asyncpg.Pool, **options: Any) -> TextAgent:
-    client = openai.AsyncOpenAI(api_key="k", base_url=base_url, max_retries=0)
-    return TextAgent(client, "gpt-test", pool, **options)
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def _agent(base_url: str, pool: asyncpg.Pool, http: aiohttp.ClientSession,
+           **options: Any) -> TextAgent:
+    return TextAgent(ChatClient(http, base_url, "k"), "gpt-test", pool, **options)
 
 
 class Reports:
@@ -49,9 +56,10 @@ async def _turn(pool: asyncpg.Pool, text: str, channel: str = "whatsapp") -> Tex
     return TextTurn(tenant, channel, "4915112345678", f"wa-{uuid.uuid4().hex}", text, "Ada")
 
 
-async def test_a_plain_reply_reports_the_providers_usage(llm: RunningEmulators,
-                                                         pg_pool: asyncpg.Pool) -> None:
-    agent = _agent(llm.base_urls()["openai"], pg_pool)
+async def test_a_plain_reply_reports_the_providers_usage(
+        llm: RunningEmulators, pg_pool: asyncpg.Pool, http: aiohttp.ClientSession
+) -> None:
+    agent = _agent(llm.base_urls()["openai"], pg_pool, http)
     reports = Reports()
     reply = await agent.reply(await _turn(pg_pool, "what time do you open?"), AgentConfig(),
                               [], reports)
@@ -64,9 +72,10 @@ async def test_a_plain_reply_reports_the_providers_usage(llm: RunningEmulators,
     assert {t["function"]["name"] for t in request["tools"]} >= {"book_appointment"}
 
 
-async def test_a_booking_runs_the_tool_and_confirms(llm: RunningEmulators,
-                                                    pg_pool: asyncpg.Pool) -> None:
-    agent = _agent(llm.base_urls()["openai"], pg_pool)
+async def test_a_booking_runs_the_tool_and_confirms(
+        llm: RunningEmulators, pg_pool: asyncpg.Pool, http: aiohttp.ClientSession
+) -> None:
+    agent = _agent(llm.base_urls()["openai"], pg_pool, http)
     turn = await _turn(pg_pool, "please book an appointment for friday at 10am")
     reply = await agent.reply(turn, AgentConfig(), [], Reports())
     (outcome,) = reply.outcomes
@@ -78,9 +87,10 @@ async def test_a_booking_runs_the_tool_and_confirms(llm: RunningEmulators,
     assert await pg_pool.fetchval("SELECT count(*) FROM appointments") == 1
 
 
-async def test_a_transfer_ends_the_turn_with_the_notice(llm: RunningEmulators,
-                                                        pg_pool: asyncpg.Pool) -> None:
-    agent = _agent(llm.base_urls()["openai"], pg_pool)
+async def test_a_transfer_ends_the_turn_with_the_notice(
+        llm: RunningEmulators, pg_pool: asyncpg.Pool, http: aiohttp.ClientSession
+) -> None:
+    agent = _agent(llm.base_urls()["openai"], pg_pool, http)
     reply = await agent.reply(await _turn(pg_pool, "let me speak to a human"), AgentConfig(),
                               [], Reports())
     assert reply.action == "transfer" and reply.text == HANDOFF_NOTICE
@@ -88,9 +98,10 @@ async def test_a_transfer_ends_the_turn_with_the_notice(llm: RunningEmulators,
     assert await pg_pool.fetchval("SELECT channel FROM handoffs") == "whatsapp"
 
 
-async def test_used_up_credit_stops_before_the_tools(llm: RunningEmulators,
-                                                     pg_pool: asyncpg.Pool) -> None:
-    agent = _agent(llm.base_urls()["openai"], pg_pool)
+async def test_used_up_credit_stops_before_the_tools(
+        llm: RunningEmulators, pg_pool: asyncpg.Pool, http: aiohttp.ClientSession
+) -> None:
+    agent = _agent(llm.base_urls()["openai"], pg_pool, http)
     reply = await agent.reply(await _turn(pg_pool, "book an appointment tomorrow"),
                               AgentConfig(), [], Reports(exhausted_after=1))
     assert reply.exhausted and reply.text == "" and reply.outcomes == []
@@ -98,8 +109,9 @@ async def test_used_up_credit_stops_before_the_tools(llm: RunningEmulators,
 
 
 async def test_tools_the_tenant_did_not_enable_are_not_offered(
-        llm: RunningEmulators, pg_pool: asyncpg.Pool) -> None:
-    agent = _agent(llm.base_urls()["openai"], pg_pool)
+        llm: RunningEmulators, pg_pool: asyncpg.Pool, http: aiohttp.ClientSession
+) -> None:
+    agent = _agent(llm.base_urls()["openai"], pg_pool, http)
     config = AgentConfig(tools=("create_support_ticket",))
     reply = await agent.reply(await _turn(pg_pool, "book an appointment", "sms"), config, [],
                               Reports())
@@ -109,11 +121,16 @@ async def test_tools_the_tenant_did_not_enable_are_not_offered(
     assert "SMS" in request["messages"][0]["content"]
 
 
-async def test_provider_failures_raise_agent_unavailable(llm: RunningEmulators,
-                                                         pg_pool: asyncpg.Pool) -> None:
-    llm.config.chat.fail_next.append(500)
+async def test_provider_failures_are_retried_once_then_raise(
+        llm: RunningEmulators, pg_pool: asyncpg.Pool, http: aiohttp.ClientSession
+) -> None:
+    llm.config.chat.fail_next.append(503)  # one failure is retried
+    reply = await _agent(llm.base_urls()["openai"], pg_pool, http).reply(
+        await _turn(pg_pool, "hi"), AgentConfig(), [], Reports())
+    assert reply.text
+    llm.config.chat.fail_next.extend([500, 500])
     with pytest.raises(AgentUnavailable):
-        await _agent(llm.base_urls()["openai"], pg_pool).reply(
+        await _agent(llm.base_urls()["openai"], pg_pool, http).reply(
             await _turn(pg_pool, "hi"), AgentConfig(), [], Reports())
 
 
@@ -133,11 +150,12 @@ async def _no_usage_server() -> web.AppRunner:
     return runner
 
 
-async def test_usage_the_provider_does_not_report_is_counted(pg_pool: asyncpg.Pool) -> None:
+async def test_usage_the_provider_does_not_report_is_counted(
+        pg_pool: asyncpg.Pool, http: aiohttp.ClientSession) -> None:
     runner = await _no_usage_server()
     try:
         port = next(a for a in runner.addresses if isinstance(a, tuple))[1]
-        agent = _agent(f"http://127.0.0.1:{port}/v1", pg_pool)
+        agent = _agent(f"http://127.0.0.1:{port}/v1", pg_pool, http)
         reply = await agent.reply(await _turn(pg_pool, "when do you open?"), AgentConfig(),
                                   [], Reports())
     finally:

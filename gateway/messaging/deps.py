@@ -1,0 +1,118 @@
+"""What the messaging channels work with, built once per app, and the credit rules of a
+text exchange.
+
+Billing of WhatsApp and SMS (docs/messaging.md):
+- every inbound message is a one-shot `charge` whose event id derives from the vendor's
+  message id (`<channel>-<id>:in`): `sms_received_segments` priced per segment,
+  `whatsapp_messages` counted at no cost. A charge the balance cannot cover waits
+  (`charge_pending`) and is retried until the tenant tops up, like number fees.
+- the answer is a credit session (Gy) per inbound message: reserved before the LLM runs,
+  settled after the reply, with the tokens, the tool calls and the reply itself
+  (`sms_sent_segments`, or one `whatsapp_messages`). A reply the vendor refused is not
+  in the settled usage; the tokens spent writing it are.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from agents.history import ConversationHistory
+from agents.text_agent import TextAgent
+from gateway.config import Settings
+from gateway.messaging.vendors import GraphApi, TwilioMessages
+from gateway.messaging.window import CustomerWindows
+from gateway.messaging.worker import MessageWorker
+from gateway.metrics import Family
+from metering.agent_configs import AgentConfig, agent_config_for
+from metering.cards import card_for_tenant
+from metering.control import CHAT_POLICY, SessionPolicy
+from metering.credit_store import CreditStore
+from metering.meters import Meter
+from metering.ratecard import MICRO, RateCard
+from metering.rating import rate_meter
+
+MAX_REPLY_SEGMENTS = 3  # an SMS reply is cut (between graphemes) to at most this many
+PROFILE_TTL_S = 30.0  # a changed rate card or agent config applies within this
+
+
+def sms_policy(card: RateCard) -> SessionPolicy:
+    """Holds enough for the tokens and a reply of MAX_REPLY_SEGMENTS; starts only when the
+    tenant can afford one segment and a short prompt."""
+    segment = rate_meter(card.rate(Meter.SMS_SENT_SEGMENTS), 1)
+    return SessionPolicy("sms", 100 * MICRO + MAX_REPLY_SEGMENTS * segment, 30 * MICRO,
+                         segment + 20 * MICRO, 300_000, 50 * MICRO)
+
+
+def policy_for(channel: str, card: RateCard) -> SessionPolicy:
+    return CHAT_POLICY if channel == "whatsapp" else sms_policy(card)
+
+
+def inbound_usage(channel: str, segments: int | None) -> tuple[str, int]:
+    if channel == "whatsapp":
+        return Meter.WHATSAPP_MESSAGES.value, 1
+    return Meter.SMS_RECEIVED_SEGMENTS.value, max(segments or 1, 1)
+
+
+def outbound_usage(channel: str, segments: int | None) -> dict[str, int]:
+    if channel == "whatsapp":
+        return {Meter.WHATSAPP_MESSAGES.value: 1}
+    return {Meter.SMS_SENT_SEGMENTS.value: max(segments or 1, 1)}
+
+
+@dataclass(frozen=True)
+class TenantProfile:
+    card: RateCard
+    config: AgentConfig
+
+
+class TenantProfiles:
+    """Each tenant's rate card and agent config, cached briefly: a burst of messages for
+    one tenant costs two queries, not two per message."""
+
+    def __init__(self, pool: asyncpg.Pool, ttl_s: float = PROFILE_TTL_S) -> None:
+        self.pool = pool
+        self.ttl_s = ttl_s
+        self._cache: dict[uuid.UUID, tuple[float, TenantProfile]] = {}
+
+    async def get(self, tenant: uuid.UUID) -> TenantProfile:
+        now = time.monotonic()
+        cached = self._cache.get(tenant)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        profile = TenantProfile(await card_for_tenant(self.pool, tenant),
+                                await agent_config_for(self.pool, tenant))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[tenant] = (now + self.ttl_s, profile)
+        return profile
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Messaging:
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    credits: CreditStore
+    windows: CustomerWindows
+    history: ConversationHistory
+    agent: TextAgent
+    graph: GraphApi
+    twilio: TwilioMessages
+    profiles: TenantProfiles
+    worker: MessageWorker
+    handled: Family  # voicegw_messages_total{channel, outcome}
+    clock_ms: Callable[[], int] = field(default=wall_clock_ms)
+
+
+MESSAGING = web.AppKey("messaging", Messaging)

@@ -1,0 +1,224 @@
+"""Answering one inbound message (the exchange), after the webhook was acknowledged.
+
+    charge the message in -> open the WhatsApp window -> paused? notice, stop
+    -> reserve credit -> text agent (LLM + tools) -> cut an SMS reply to what is affordable
+    -> `sending` (fenced) -> vendor send -> settle the credit session -> `replied`
+
+Every step is safe to run again on a later attempt (a crash, a takeover): the inbound
+charge is idempotent on its event id, tool outcomes on (exchange, ordinal), and the
+fenced `sending` transition lets only one attempt send. A crash between `sending` and
+the vendor's answer leaves the row `sending`; the recovery loop marks it `unknown` and
+does not send again (docs/messaging.md: at most one reply).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from agents.text_agent import AgentReply, AgentUnavailable, TextTurn
+from gateway.codecs.sms_segments import count_segments, truncate_to_segments
+from gateway.messaging import store
+from gateway.messaging.deps import (
+    MAX_REPLY_SEGMENTS,
+    Messaging,
+    TenantProfile,
+    inbound_usage,
+    outbound_usage,
+    policy_for,
+)
+from gateway.messaging.store import Inbound, Outbound
+from gateway.messaging.vendors import Sent
+from metering.control import CreditSession
+from metering.meters import Meter
+from metering.rating import rate_meter
+
+log = logging.getLogger("voicegw.messaging")
+
+MAX_ATTEMPTS = 3
+RETRY_DELAY_S = 15.0
+PROCESS_TIMEOUT_S = 90.0  # well inside the lease (store.LEASE_S)
+
+
+def event_prefix(channel: str) -> str:
+    return "wa" if channel == "whatsapp" else "sms"
+
+
+async def deliver(m: Messaging, channel: str, business: str, customer: str, text: str) -> Sent:
+    if channel == "whatsapp":
+        return await m.graph.send_text(business, customer, text)
+    return await m.twilio.send(business, customer, text)
+
+
+async def _end(m: Messaging, msg: Inbound, state: str, error: Any = None) -> str:
+    await store.move(m.pool, msg, state, error=error)
+    m.handled.inc(channel=msg.channel, outcome=state)
+    return state
+
+
+async def charge_count(m: Messaging, *, tenant: str, channel: str, vendor_id: str,
+                       event_id: str, meter: str, units: int, micro: int) -> None:
+    """A one-shot charge; one the balance cannot cover is marked pending and retried."""
+    result = await m.credits.charge(tenant, event_id, channel=channel, micro=micro,
+                                    usage={meter: units}, now_ms=m.clock_ms())
+    if result.status == "insufficient":
+        await store.set_charge_pending(m.pool, channel, vendor_id, True)
+
+
+async def charge_inbound(m: Messaging, msg: Inbound, profile: TenantProfile) -> None:
+    meter, units = inbound_usage(msg.channel, msg.segments)
+    await charge_count(m, tenant=str(msg.tenant_id), channel=msg.channel,
+                       vendor_id=msg.vendor_id, event_id=f"{msg.exchange_id}:in", meter=meter,
+                       units=units, micro=rate_meter(profile.card.rate(meter), units))
+
+
+async def process(m: Messaging, msg: Inbound) -> None:
+    """The worker's job for one message: never raises for what went wrong outside."""
+    try:
+        async with asyncio.timeout(PROCESS_TIMEOUT_S):
+            await answer(m, msg)
+    except TimeoutError:
+        log.warning("message %s timed out; it will be taken over", msg.vendor_id)
+        await store.retry_later(m.pool, msg, RETRY_DELAY_S)
+
+
+async def answer(m: Messaging, msg: Inbound) -> str:
+    if msg.attempt > MAX_ATTEMPTS:
+        return await _end(m, msg, "failed", error={"detail": "too many attempts"})
+    tenant = str(msg.tenant_id)
+    profile = await m.profiles.get(msg.tenant_id)
+    await charge_inbound(m, msg, profile)
+    window_open = msg.channel != "whatsapp" or await m.windows.open(
+        tenant, msg.customer, int(msg.vendor_time.timestamp() * 1000), m.clock_ms())
+    if msg.body is None or not msg.body.strip():
+        return await _end(m, msg, "unsupported")
+    if not window_open:
+        return await _end(m, msg, "expired")
+    session = CreditSession(m.credits, profile.card, policy_for(msg.channel, profile.card),
+                            tenant, msg.credit_session_id, m.clock_ms,
+                            meta={"inbound": msg.vendor_id, "customer": msg.customer})
+    # A paused tenant (below the cheapest billable step) is always below the policies'
+    # minimum grant, so the reservation itself is the pause check.
+    if not (await session.start()).ok:
+        balance = await m.credits.balance(tenant)
+        await send_paused_notice(m, msg, profile, balance.topped_up)
+        return await _end(m, msg, "paused")
+    try:
+        return await _converse(m, msg, profile, session)
+    except Exception:
+        if session.open:
+            await session.finish(details={"outcome": "error"})
+        raise
+
+
+async def _converse(m: Messaging, msg: Inbound, profile: TenantProfile,
+                    session: CreditSession) -> str:
+    tenant = str(msg.tenant_id)
+    history = await m.history.load(tenant, msg.channel, msg.customer)
+    turn = TextTurn(msg.tenant_id, msg.channel, msg.customer, msg.exchange_id,
+                    msg.body or "", msg.profile_name)
+    try:
+        reply = await m.agent.reply(turn, profile.config, history, session.report)
+    except AgentUnavailable as exc:
+        await session.finish(details={"outcome": "llm_failed"})
+        if msg.attempt < MAX_ATTEMPTS:
+            await store.retry_later(m.pool, msg, RETRY_DELAY_S * msg.attempt)
+            return "retry"
+        return await _end(m, msg, "failed", error={"detail": str(exc)})
+    text = _affordable(msg, session, reply.text)
+    if not text:
+        await session.finish(details={"outcome": "no_reply"})
+        await m.history.append(tenant, msg.channel, msg.customer, reply.messages[:1])
+        return await _end(m, msg, "no_reply")
+    if not await store.move(m.pool, msg, "sending", session_id=session.session_id):
+        await session.finish(details={"outcome": "superseded"})
+        return "superseded"
+    sent = await deliver(m, msg.channel, msg.business, msg.customer, text)
+    return await _settle(m, msg, session, reply, text, sent)
+
+
+def _affordable(msg: Inbound, session: CreditSession, text: str) -> str:
+    """An SMS reply cut to the segments the held credit buys (at most MAX_REPLY_SEGMENTS)."""
+    if msg.channel != "sms" or not text:
+        return text
+    rate = session.card.rate(Meter.SMS_SENT_SEGMENTS)
+    for segments in range(MAX_REPLY_SEGMENTS, 0, -1):
+        if rate_meter(rate, segments) <= session.remaining:
+            return truncate_to_segments(text, segments)
+    return ""
+
+
+async def _settle(m: Messaging, msg: Inbound, session: CreditSession, reply: AgentReply,
+                  text: str, sent: Sent) -> str:
+    tenant = str(msg.tenant_id)
+    if not sent.ok:
+        state = "refused" if sent.window_closed else "unknown" if sent.unknown else "failed"
+        await session.finish(details={"outcome": state, "vendor_code": sent.error_code})
+        await store.move(m.pool, msg, state, from_states=("sending",),
+                         error={"vendor_code": sent.error_code, "detail": sent.error})
+        m.handled.inc(channel=msg.channel, outcome=state)
+        await m.history.append(tenant, msg.channel, msg.customer, reply.messages[:1])
+        return state
+    segments = count_segments(text) if msg.channel == "sms" else None
+    await session.finish(details={"outcome": "replied", "reply": sent.vendor_id,
+                                  "tool_outcomes": [o.event_id for o in reply.outcomes]},
+                         usage=outbound_usage(msg.channel, segments))
+    assert sent.vendor_id is not None
+    await store.record_reply(m.pool, msg, Outbound(
+        msg.channel, sent.vendor_id, msg.tenant_id, msg.business, msg.customer, "reply", text,
+        segments, reply_to=msg.vendor_id, session_id=session.session_id))
+    m.handled.inc(channel=msg.channel, outcome="replied")
+    said = [*reply.messages[:-1], {"role": "assistant", "content": text}]
+    await m.history.append(tenant, msg.channel, msg.customer, said)
+    if reply.action == "end":
+        await m.history.clear(tenant, msg.channel, msg.customer)
+    return "replied"
+
+
+async def send_paused_notice(m: Messaging, msg: Inbound, profile: TenantProfile,
+                             episode: int) -> None:
+    """The tenant's configured notice, once per customer per pause; never billed (a
+    paused tenant pays for nothing but what it received), counted for the operators."""
+    notice = profile.config.paused_notice
+    if not notice or not await store.claim_paused_notice(m.pool, msg.tenant_id, msg.channel,
+                                                         msg.customer, episode):
+        return
+    sent = await deliver(m, msg.channel, msg.business, msg.customer, notice)
+    if not sent.ok or sent.vendor_id is None:
+        log.warning("paused notice not sent: %s", sent.error)
+        return
+    await store.notice_sent(m.pool, msg.tenant_id, msg.channel, msg.customer, episode,
+                            sent.vendor_id)
+    segments = count_segments(notice) if msg.channel == "sms" else None
+    await store.record_outbound(m.pool, Outbound(
+        msg.channel, sent.vendor_id, msg.tenant_id, msg.business, msg.customer, "notice",
+        notice, segments, reply_to=msg.vendor_id))
+    ((meter, units),) = outbound_usage(msg.channel, segments).items()
+    await charge_count(m, tenant=str(msg.tenant_id), channel=msg.channel,
+                       vendor_id=sent.vendor_id,
+                       event_id=f"{event_prefix(msg.channel)}-{sent.vendor_id}:notice",
+                       meter=meter, units=units, micro=0)
+
+
+async def retry_pending_charges(m: Messaging, limit: int = 500) -> int:
+    """Charges that waited for credit, tried again (idempotent on their event ids)."""
+    done = 0
+    for row in await store.pending_charges(m.pool, limit):
+        profile = await m.profiles.get(row["tenant_id"])
+        prefix = event_prefix(row["channel"])
+        meter: str
+        if row["direction"] == "in":
+            meter, units = inbound_usage(row["channel"], row["segments"])
+            micro, event_id = rate_meter(profile.card.rate(meter), units), \
+                f"{prefix}-{row['vendor_id']}:in"
+        else:
+            ((meter, units),) = outbound_usage(row["channel"], row["segments"]).items()
+            micro, event_id = 0, f"{prefix}-{row['vendor_id']}:notice"
+        result = await m.credits.charge(str(row["tenant_id"]), event_id, channel=row["channel"],
+                                        micro=micro, usage={meter: units},
+                                        now_ms=int(row["created_ms"]))
+        if result.status != "insufficient":
+            await store.set_charge_pending(m.pool, row["channel"], row["vendor_id"], False)
+            done += 1
+    return done
