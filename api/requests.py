@@ -42,7 +42,7 @@ async def require_tenant(request: web.Request) -> uuid.UUID:
 async def json_object(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise Problem(413, "payload_too_large", f"bodies are limited to {MAX_JSON_BYTES} bytes")
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
+    raw = await read_capped(request, MAX_JSON_BYTES)
     if len(raw) > MAX_JSON_BYTES:
         raise Problem(413, "payload_too_large", f"bodies are limited to {MAX_JSON_BYTES} bytes")
     try:
@@ -54,6 +54,20 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Problem(422, "invalid_body", "the body must be a JSON object")
     return body
+
+
+async def read_capped(request: web.Request, limit: int) -> bytes:
+    """The body, or its first `limit + 1` bytes when it is longer. One `read(n)` may
+    return only the chunk that has arrived so far, so read until the end or the cap."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _reject_constant(name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -114,3 +115,20 @@ async def test_a_topup_is_readable_by_its_tenant_only(client: Client, tenant: Te
     assert theirs.status == 404
     assert (await theirs.json())["code"] == "not_found"
     assert (await client.get("/v1/topups/not-a-uuid", headers=tenant.auth)).status == 404
+
+
+async def test_a_body_sent_in_many_small_chunks_is_read_whole(client: Client,
+                                                               tenant: Tenant) -> None:
+    padding = " " * 70_000  # far more than one read returns at once
+
+    async def chunks() -> AsyncIterator[bytes]:
+        body = ('{"credits": 5,' + padding + '"reference": "chunked"}').encode()
+        for start in range(0, len(body), 1000):
+            yield body[start:start + 1000]
+            await asyncio.sleep(0)
+
+    response = await client.post("/v1/topups", data=chunks(),
+                                 headers={**tenant.auth, "Idempotency-Key": "chunky",
+                                          "Content-Type": "application/json"})
+    assert response.status == 201, await response.text()
+    assert (await response.json())["reference"] == "chunked"
