@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types unit bench load clean
+.PHONY: run test lint types unit bench bench-calls load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "voicegw needs Python 3.11+"'
@@ -30,8 +30,13 @@ test: lint types unit
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Phone calls held by one gateway process on one core (about 8 minutes; needs Redis and
+# PostgreSQL on their default local ports); records the "Phone calls" section.
+bench-calls: $(STAMP)
+	$(BIN)/python -m load.bench_calls
+
 load: $(STAMP)
-	$(BIN)/python -m load.caller --help
+	$(BIN)/python -m load.caller_cli --help
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -119,6 +119,30 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                      "finish_reason": "tool_calls" if reply.tool else "stop"}]})
 
 
+async def chat_log(request: web.Request) -> web.Response:
+    """`GET /_emulator/chat/log?since=N`: what the emulator answered to request N onwards
+    (the script is deterministic, so each stored request gives its answer again), with the
+    last thing the user said, for a load tool in another process to read the agent's
+    side of a call."""
+    state = request.app[CHAT]
+    try:
+        since = max(0, int(request.query.get("since", "0")))
+    except ValueError:
+        return _error(400, "since must be an integer", "invalid_request_error")
+    entries = []
+    for index, body in enumerate(state.requests[since:], start=since):
+        messages = body.get("messages") or []
+        tools = body.get("tools") or []
+        offered = {t.get("function", {}).get("name") for t in tools if isinstance(t, dict)}
+        reply = decide(messages, {name for name in offered if name})
+        user = next((m.get("content") for m in reversed(messages)
+                     if isinstance(m, dict) and m.get("role") == "user"), None)
+        entries.append({"index": index, "user": user if isinstance(user, str) else None,
+                        "text": reply.text, "tool": reply.tool, "arguments": reply.arguments})
+    return web.json_response({"count": len(state.requests), "entries": entries})
+
+
 def add_routes(app: web.Application, state: ChatState) -> None:
     app[CHAT] = state
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/_emulator/chat/log", chat_log)
