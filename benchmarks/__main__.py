@@ -90,7 +90,17 @@ def main() -> None:
     args = parser.parse_args()
     report = asyncio.run(_main(args))
     print(report)
-    Path(args.output).write_text(report)
+    Path(args.output).write_text(report + _kept_sections(Path(args.output)))
+
+
+def _kept_sections(path: Path) -> str:
+    """The sections other benchmarks own (`## Messaging ...`, `## Phone calls`, written by
+    their own commands), kept as they are below the figures written here."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    start = text.find("\n## ")
+    return "" if start < 0 else text[start:]
 
 
 if __name__ == "__main__":
