@@ -8,6 +8,7 @@ is still down.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -29,7 +30,7 @@ from gateway.messaging import add_messaging
 from gateway.metrics import Metrics
 from gateway.services import migrate_until_done
 from gateway.sessions import SessionRegistry
-from gateway.state import METRICS, SESSIONS, SETTINGS
+from gateway.state import METRICS, SCHEMA_READY, SESSIONS, SETTINGS
 from gateway.voice_routes import add_voice_routes
 from gateway.wiring import wire_metering
 
@@ -100,8 +101,11 @@ def create_app(settings: Settings) -> web.Application:
     app[REDIS_PREFIX] = settings.redis_prefix
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_postgres_ctx)
+    app[SCHEMA_READY] = asyncio.Event()
     if settings.migrate_on_start:
         app.cleanup_ctx.append(background_task("migrations", migrate_until_done))
+    else:
+        app[SCHEMA_READY].set()  # migrated by `voicegw migrate` or another process
     app.on_shutdown.append(_drain_sessions)
     wire_metering(app)
     health.add_routes(app)

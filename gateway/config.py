@@ -49,7 +49,9 @@ class Settings:
     shutdown_grace_s: float = 30.0
     run_sink: bool = True
     migrate_on_start: bool = True
-    max_calls: int = 200  # live phone calls one process admits; measured in BENCHMARKS.md
+    # Live phone calls one process admits: about what one core holds with latency intact
+    # (BENCHMARKS.md, "Phone calls"); more would degrade every call, not just the extra.
+    max_calls: int = 20
     llm_model: str = "gpt-4.1-mini"
     stt_model: str = "gpt-4o-mini-transcribe"
     tts_model: str = "eleven_flash_v2_5"

@@ -12,7 +12,7 @@ import asyncio
 from aiohttp import web
 
 from api.context import PG_POOL, REDIS
-from gateway.state import METRICS, SESSIONS
+from gateway.state import METRICS, SCHEMA_READY, SESSIONS
 
 CHECK_TIMEOUT_S = 1.0
 
@@ -52,6 +52,9 @@ async def readyz(request: web.Request) -> web.Response:
     }
     failed = [name for name, state in checks.items() if state != "ok"]
     body: dict[str, object] = {"status": "ready" if not failed else "unavailable", "checks": checks}
+    if not app[SCHEMA_READY].is_set():  # migrations still running: tables may be missing
+        body["status"] = "migrating"
+        failed.append("migrations")
     if app[SESSIONS].draining:
         body["status"] = "draining"
         failed.append("draining")

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from gateway.state import SETTINGS
+from gateway.state import SCHEMA_READY, SETTINGS
 from metering.migrate import migrate_url
 
 log = logging.getLogger("voicegw.services")
@@ -26,4 +26,5 @@ async def migrate_until_done(app: web.Application) -> None:
             continue
         if applied:
             log.info("applied migrations %s", applied)
+        app[SCHEMA_READY].set()
         return

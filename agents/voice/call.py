@@ -22,7 +22,7 @@ import asyncpg
 import openai
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
-from pipecat.frames.frames import EndFrame, TTSSpeakFrame
+from pipecat.frames.frames import EndFrame, Frame, InputAudioRawFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -30,6 +30,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams
 from pipecat.turns.user_start import VADUserTurnStartStrategy
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
@@ -37,7 +38,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from agents.tools import TOOL_SCHEMAS, ToolContext, run_tool
-from agents.voice.metering import CallUsage, UsageObserver
+from agents.voice.metering import CallUsage, LLMUsageMeter
 from agents.voice.services import VoiceProviders, make_services
 from agents.voice.transport import SAMPLE_RATE, CallChannel, CallTransport, PlayoutClock
 from agents.voice.vad import make_vad
@@ -83,7 +84,7 @@ class VoiceCall:
         self._hang_up_after = False
         self.transport = CallTransport(channel, self.clock)
         self._task: PipelineWorker | None = None
-        self._observer: UsageObserver | None = None
+        self._meter: LLMUsageMeter | None = None
 
     # -- inbound, from the gateway's websocket handler ----------------------------------
     async def feed_audio(self, mulaw: bytes, timestamp_ms: int) -> None:
@@ -134,8 +135,8 @@ class VoiceCall:
         finally:
             metering.cancel()
             await asyncio.gather(metering, return_exceptions=True)
-            if self._observer is not None:
-                self._observer.close_response()
+            if self._meter is not None:
+                self._meter.close_response()
             self.usage.ended_at = time.monotonic()
         self._set_disposition("completed")
         if self._hang_up_after:
@@ -158,17 +159,24 @@ class VoiceCall:
                 stop=[SpeechTimeoutUserTurnStopStrategy(
                     user_speech_timeout=USER_SPEECH_TIMEOUT_S)]))
         aggregators = LLMContextAggregatorPair(context, user_params=user)
-        pipeline = Pipeline([self.transport.input(), stt, aggregators.user(), llm, tts,
-                             self.transport.output(), aggregators.assistant()])
-        self._observer = UsageObserver(self.usage, context, llm, config.system_prompt)
+        user_turns = aggregators.user()
+
+        user_turns.add_event_handler("on_user_turn_stopped", self._count_turn)
+
+        self._meter = llm.meter = LLMUsageMeter(self.usage, context, config.system_prompt)
+        pipeline = Pipeline([self.transport.input(), stt, user_turns, DropInputAudio(), llm,
+                             tts, self.transport.output(), aggregators.assistant()])
         self._task = PipelineWorker(
             pipeline,
             params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE,
-                                  audio_out_sample_rate=SAMPLE_RATE, enable_metrics=True,
+                                  audio_out_sample_rate=SAMPLE_RATE, enable_metrics=False,
                                   enable_usage_metrics=True),
-            observers=[self._observer], idle_timeout_secs=None, enable_rtvi=False,
+            idle_timeout_secs=None, enable_rtvi=False, enable_turn_tracking=False,
             check_dangling_tasks=False)
         return self._task
+
+    async def _count_turn(self, *_: Any) -> None:
+        self.usage.turns += 1
 
     async def _meter_loop(self) -> None:
         while True:
@@ -236,6 +244,16 @@ class VoiceCall:
                 "first_audio_ms": first_audio_ms, "turns": self.usage.turns,
                 "audio_sent_ms": self.clock.sent_ms, "audio_heard_ms": self.clock.heard_ms,
                 "barge_ins": self.clock.cleared, "estimated_tokens": self.usage.estimated_tokens}
+
+
+class DropInputAudio(FrameProcessor):
+    """Stops the caller's audio once STT and turn detection have had it: the LLM, TTS,
+    output and context processors have no use for it, and each hop costs every 20 ms."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if not isinstance(frame, InputAudioRawFrame):
+            await self.push_frame(frame, direction)
 
 
 def _tools_schema(names: tuple[str, ...]) -> ToolsSchema:

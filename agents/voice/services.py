@@ -15,12 +15,13 @@ from typing import Any
 import aiohttp
 import openai
 from pipecat.frames.frames import Frame
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.elevenlabs.tts import ElevenLabsHttpTTSService
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.openai.stt import OpenAISTTService
 from pipecat.transcriptions.language import Language
 
-from agents.voice.metering import CallUsage
+from agents.voice.metering import CallUsage, LLMUsageMeter
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,20 @@ def openai_http_client() -> openai.DefaultAsyncHttpxClient:
     return openai.DefaultAsyncHttpxClient(timeout=30.0)
 
 
-class SharedClientLLM(OpenAILLMService):
-    """OpenAI LLM on the process's shared HTTP connection pool."""
+class MeteredLLM(OpenAILLMService):
+    """OpenAI LLM on the process's shared HTTP connection pool, telling its meter every
+    frame it pushes."""
 
     def __init__(self, http_client: openai.DefaultAsyncHttpxClient, **kwargs: Any) -> None:
         self._shared_http = http_client  # read by create_client, which __init__ calls
+        self.meter: LLMUsageMeter | None = None
         super().__init__(**kwargs)
+
+    async def push_frame(self, frame: Frame,
+                         direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
+        if self.meter is not None and direction == FrameDirection.DOWNSTREAM:
+            self.meter.on_llm_frame(frame)
+        await super().push_frame(frame, direction)
 
     def create_client(self, api_key: Any = None, base_url: Any = None,
                       organization: Any = None, project: Any = None,
@@ -94,13 +103,13 @@ def _language(code: str) -> Language:
 
 def make_services(providers: VoiceProviders, usage: CallUsage, http: aiohttp.ClientSession,
                   openai_http: openai.DefaultAsyncHttpxClient, *, voice: str, language: str,
-                  system_prompt: str) -> tuple[MeteredSTT, OpenAILLMService, MeteredTTS]:
+                  system_prompt: str) -> tuple[MeteredSTT, MeteredLLM, MeteredTTS]:
     lang = _language(language)
     stt = MeteredSTT(usage, api_key=providers.openai_api_key,
                      base_url=providers.openai_base_url, http_client=openai_http,
                      settings=OpenAISTTService.Settings(model=providers.stt_model,
                                                         language=lang))
-    llm = SharedClientLLM(openai_http, api_key=providers.openai_api_key,
+    llm = MeteredLLM(openai_http, api_key=providers.openai_api_key,
                           base_url=providers.openai_base_url,
                           settings=OpenAILLMService.Settings(
                               model=providers.llm_model, system_instruction=system_prompt))

@@ -97,6 +97,7 @@ class CallOutput(BaseOutputTransport):
         self._next_send = 0.0
         self._since_mark_ms = 0
         self._closed = False
+        self._playing_until = 0.0  # when the audio sent so far ends at the caller's side
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
@@ -115,8 +116,12 @@ class CallOutput(BaseOutputTransport):
         if isinstance(frame, InterruptionFrame):
             self._pending = b""
             self._next_send = 0.0
-            self._clock.cleared += 1
-            await self._channel.send_clear()
+            # Only audio still playing at the caller's side makes this a barge-in; a turn
+            # that starts after the agent finished has nothing to clear.
+            if time.monotonic() < self._playing_until:
+                self._playing_until = 0.0
+                self._clock.cleared += 1
+                await self._channel.send_clear()
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
         if self._closed:
@@ -128,8 +133,10 @@ class CallOutput(BaseOutputTransport):
         return True
 
     async def _send(self, chunk: bytes) -> None:
+        now = time.monotonic()
         if self._clock.first_audio_at is None:
-            self._clock.first_audio_at = time.monotonic()
+            self._clock.first_audio_at = now
+        self._playing_until = max(self._playing_until, now) + 0.02
         await self._channel.send_audio(chunk)
         self._clock.sent_ms += 20
         self._since_mark_ms += 20
