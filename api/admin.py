@@ -11,7 +11,14 @@ from aiohttp import web
 from api.balance import balance_json
 from api.context import CREDIT_STORE, PG_POOL
 from api.problems import Problem, invalid_field
-from api.requests import json_object, optional_str, path_uuid, require_admin, required_str
+from api.requests import (
+    admin_tenant,
+    json_object,
+    optional_str,
+    path_uuid,
+    require_admin,
+    required_str,
+)
 from metering.cards import card_for_tenant
 from metering.number_fees import charge_number_fees
 from metering.ratecard import RateCardError, load_rate_card, rate_card_to_dict
@@ -57,11 +64,8 @@ def _e164(body: dict[str, Any], field: str, required: bool) -> str | None:
 
 
 async def add_number_handler(request: web.Request) -> web.Response:
-    require_admin(request)
-    tenant_id = path_uuid(request, "tenant_id")
+    tenant_id = await admin_tenant(request)
     pool = request.app[PG_POOL]
-    if await get_tenant(pool, tenant_id) is None:
-        raise Problem(404, "not_found", "no such tenant")
     body = await json_object(request)
     phone_number = _e164(body, "phone_number", required=True)
     assert phone_number is not None

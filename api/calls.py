@@ -16,7 +16,7 @@ from aiohttp import web
 
 from api.context import PG_POOL
 from api.problems import Problem, invalid_field
-from api.requests import json_object, path_uuid, require_admin, require_tenant
+from api.requests import admin_tenant, json_object, require_tenant
 from metering.agent_configs import (
     AgentConfigError,
     agent_config_for,
@@ -25,7 +25,6 @@ from metering.agent_configs import (
 )
 from metering.money import format_credits
 from metering.outcomes import outcomes_of_session
-from metering.tenants import get_tenant
 
 MAX_LIST = 100
 
@@ -83,20 +82,14 @@ async def get_call(request: web.Request) -> web.Response:
 
 
 async def get_agent(request: web.Request) -> web.Response:
-    require_admin(request)
-    tenant_id = path_uuid(request, "tenant_id")
+    tenant_id = await admin_tenant(request)
     pool = request.app[PG_POOL]
-    if await get_tenant(pool, tenant_id) is None:
-        raise Problem(404, "not_found", "no such tenant")
     return web.json_response((await agent_config_for(pool, tenant_id)).to_json())
 
 
 async def put_agent(request: web.Request) -> web.Response:
-    require_admin(request)
-    tenant_id = path_uuid(request, "tenant_id")
+    tenant_id = await admin_tenant(request)
     pool = request.app[PG_POOL]
-    if await get_tenant(pool, tenant_id) is None:
-        raise Problem(404, "not_found", "no such tenant")
     body = await json_object(request)
     try:
         config = parse_agent_config(body, await agent_config_for(pool, tenant_id))

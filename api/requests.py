@@ -11,7 +11,7 @@ from aiohttp import web
 
 from api.context import ADMIN_TOKEN, PG_POOL
 from api.problems import Problem, invalid_field
-from metering.tenants import tenant_for_api_key
+from metering.tenants import get_tenant, tenant_for_api_key
 
 MAX_JSON_BYTES = 256 * 1024
 _AUTH_HEADERS = {"WWW-Authenticate": 'Bearer realm="voicegw"'}
@@ -30,6 +30,16 @@ def require_admin(request: web.Request) -> None:
     token = _bearer(request)
     if not hmac.compare_digest(token.encode(), request.app[ADMIN_TOKEN].encode()):
         raise Problem(401, "unauthorized", "the admin token is not valid", headers=_AUTH_HEADERS)
+
+
+async def admin_tenant(request: web.Request) -> uuid.UUID:
+    """An operator's request about the tenant in the path: admin token checked, the
+    tenant known (404 otherwise)."""
+    require_admin(request)
+    tenant_id = path_uuid(request, "tenant_id")
+    if await get_tenant(request.app[PG_POOL], tenant_id) is None:
+        raise Problem(404, "not_found", "no such tenant")
+    return tenant_id
 
 
 async def require_tenant(request: web.Request) -> uuid.UUID:

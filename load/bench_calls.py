@@ -88,7 +88,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="used when the emulator takes it; else 0 is reported")
     parser.add_argument("--vad", choices=("silero", "energy"), default="silero",
                         help="the tenant's turn detection (agent config)")
-    parser.add_argument("--vad-stop-s", type=float, default=0.3,
+    parser.add_argument("--vad-stop-s", type=float, default=0.2,
                         help="the gateway's VAD stop_secs (agents/voice/vad.py)")
     parser.add_argument("--user-speech-timeout-s", type=float, default=0.4,
                         help="the gateway's speech timeout (agents/voice/call.py)")
