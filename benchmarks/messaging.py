@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 import aiohttp
 import asyncpg
 import orjson
+import redis.asyncio as aioredis
 
 from gateway.embedded import LocalServers, free_port
 from load.emulators.openai_chat import ChatState, ChatTiming
@@ -76,12 +77,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _gateway_env(redis_url: str, database_url: str, port: int, urls: dict[str, str]
-                 ) -> dict[str, str]:
+def _gateway_env(redis_url: str, database_url: str, port: int, urls: dict[str, str],
+                 prefix: str) -> dict[str, str]:
     return {**os.environ, "VOICEGW_REDIS_URL": redis_url, "VOICEGW_DATABASE_URL": database_url,
             "VOICEGW_PUBLIC_URL": f"http://127.0.0.1:{port}", "VOICEGW_ADMIN_TOKEN": ADMIN,
             "VOICEGW_HOST": "127.0.0.1", "VOICEGW_PORT": str(port),
-            "VOICEGW_REDIS_PREFIX": f"vgwbench:{uuid.uuid4().hex[:8]}:",
+            "VOICEGW_REDIS_PREFIX": prefix,
             "VOICEGW_LOG_LEVEL": "WARNING", "VOICEGW_MIGRATE_ON_START": "false",
             "VOICEGW_OPENAI_API_KEY": "k", "VOICEGW_OPENAI_BASE_URL": urls["openai"],
             "VOICEGW_GRAPH_API_BASE": urls["graph"], "VOICEGW_WHATSAPP_APP_SECRET": SECRET,
@@ -203,9 +204,10 @@ async def run(redis_url: str, server_url: str, *, messages: int = 2000, batch: i
         ChatState(ChatTiming(0, 0)),
         VendorState(twilio_accounts={ACCOUNT: TWILIO_TOKEN}, graph_token=GRAPH)))
     port = free_port()
+    prefix = f"vgwbench:{uuid.uuid4().hex[:8]}:"
     gateway = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
         [sys.executable, *_profiler(), "-m", "gateway.cli", "serve"], stdin=subprocess.DEVNULL,
-        env=_gateway_env(redis_url, database_url, port, emulators.base_urls()))
+        env=_gateway_env(redis_url, database_url, port, emulators.base_urls(), prefix))
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
@@ -219,6 +221,17 @@ async def run(redis_url: str, server_url: str, *, messages: int = 2000, batch: i
         await emulators.stop()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+        await _drop_keys(redis_url, prefix)
+
+
+async def _drop_keys(redis_url: str, prefix: str) -> None:
+    """The run's Redis keys (windows, histories, outbox streams) go with its database."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            await client.delete(key)
+    finally:
+        await client.aclose()
 
 
 def rows(results: list[ChannelResult]) -> list[str]:
