@@ -51,7 +51,7 @@ class Settings:
     migrate_on_start: bool = True
     # Live phone calls one process admits: about what one core holds with latency intact
     # (BENCHMARKS.md, "Phone calls"); more would degrade every call, not just the extra.
-    max_calls: int = 30
+    max_calls: int = 40
     llm_model: str = "gpt-4.1-mini"
     stt_model: str = "gpt-4o-mini-transcribe"
     tts_model: str = "eleven_flash_v2_5"
