@@ -26,6 +26,16 @@ def short(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def object_or_empty(body: bytes) -> dict[str, Any]:
+    """A vendor's JSON answer as an object; anything else (empty, not JSON, not an object)
+    as {}, so the status code and the fields that are there decide what happened."""
+    try:
+        doc = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def load_object(raw: str | bytes, max_bytes: int) -> dict[str, Any]:
     """Parses one JSON text message; refuses it over `max_bytes` (UTF-8) or not an object."""
     if len(raw) > max_bytes:  # cheap first: a str never has fewer bytes than characters

@@ -14,8 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import orjson
-
+from gateway.codecs._fields import object_or_empty
 from gateway.codecs.exceptions import SmsWebhookError
 
 __all__ = [
@@ -121,11 +120,7 @@ class SendResult:
 
 
 def parse_send_response(status: int, body: bytes) -> SendResult:
-    try:
-        doc = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError:
-        doc = {}
-    doc = doc if isinstance(doc, dict) else {}
+    doc = object_or_empty(body)
     if 200 <= status < 300:
         sid = doc.get("sid")
         if isinstance(sid, str) and _SID.fullmatch(sid):

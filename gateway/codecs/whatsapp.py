@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from gateway.codecs._fields import object_or_empty
 from gateway.codecs.exceptions import (
     WhatsAppPayloadError,
     WhatsAppSignatureError,
@@ -320,11 +321,7 @@ class SendResult:
 
 
 def parse_send_response(status: int, body: bytes) -> SendResult:
-    try:
-        doc = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError:
-        doc = {}
-    doc = doc if isinstance(doc, dict) else {}
+    doc = object_or_empty(body)
     if 200 <= status < 300:
         messages = _list(doc, "messages")
         first = messages[0] if messages and isinstance(messages[0], dict) else {}
