@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 
+import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from agents.voice.call import CallSetup, VoiceCall
@@ -208,21 +209,20 @@ async def _supervise(app: web.Application, ws: web.WebSocketResponse,
             await _close(ws, WSCloseCode.OK, "call ended")
 
 
-async def _close_when_done(ws: web.WebSocketResponse, running: asyncio.Task[None]) -> None:
-    await asyncio.wait({running})
-    await _close(ws, WSCloseCode.OK, "call ended")
-
-
 async def _read_until_end(ws: web.WebSocketResponse, parser: MediaStreamParser,
                           call: VoiceCall, running: asyncio.Task[None]) -> str:
     """Feeds the call from the socket until `stop`, a close, an error, or the call ends;
-    says which. A call that ends on our side (goodbye, transfer, error) closes the socket,
-    which ends the reading: one waiter per call instead of one per audio frame."""
-    closer = asyncio.ensure_future(_close_when_done(ws, running))
+    says which."""
+    receiving: asyncio.Task[aiohttp.WSMessage] | None = None
     try:
-        async for msg in ws:
+        while not running.done():
+            receiving = asyncio.ensure_future(ws.receive())
+            await asyncio.wait({receiving, running}, return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done():
+                return "call_ended"  # on our side: goodbye, transfer, error
+            msg = receiving.result()
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                break
+                return "closed"
             try:
                 event = parser.receive(msg.data)
             except MediaStreamError as exc:
@@ -238,6 +238,7 @@ async def _read_until_end(ws: web.WebSocketResponse, parser: MediaStreamParser,
                 await call.feed_dtmf(event.digit)
             elif isinstance(event, Stop):
                 return "stop"
-        return "call_ended" if running.done() else "closed"
+        return "call_ended"
     finally:
-        closer.cancel()
+        if receiving is not None and not receiving.done():
+            receiving.cancel()
