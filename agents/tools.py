@@ -54,9 +54,12 @@ STORE_BACKOFF_S = (0.1, 0.3)  # before the second and the third attempt
 STORE_BUDGET_S = 2.0  # all attempts together: the caller hears silence meanwhile
 # The store being away or busy, worth another attempt: connections refused, dropped or
 # timed out, the server shutting down or refusing connections, too many connections, a
-# serialisation conflict. Anything else (a constraint, bad data) fails at once.
+# serialisation conflict, and a pooled connection the server terminated while it sat idle
+# (asyncpg then answers InternalClientError: "another operation is in progress").
+# Anything else (a constraint, bad data) fails at once.
 TRANSIENT_STORE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, asyncpg.InterfaceError, pg_errors.PostgresConnectionError,
+    OSError, TimeoutError, asyncpg.InterfaceError, pg_errors.InternalClientError,
+    pg_errors.PostgresConnectionError,
     pg_errors.OperatorInterventionError, pg_errors.InsufficientResourcesError,
     pg_errors.ObjectNotInPrerequisiteStateError, pg_errors.TransactionRollbackError)
 _NOT_SAVED = {
