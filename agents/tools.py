@@ -59,9 +59,9 @@ STORE_BUDGET_S = 2.0  # all attempts together: the caller hears silence meanwhil
 # Anything else (a constraint, bad data) fails at once.
 TRANSIENT_STORE_ERRORS: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, asyncpg.InterfaceError, pg_errors.InternalClientError,
-    pg_errors.PostgresConnectionError,
-    pg_errors.OperatorInterventionError, pg_errors.InsufficientResourcesError,
-    pg_errors.ObjectNotInPrerequisiteStateError, pg_errors.TransactionRollbackError)
+    pg_errors.PostgresConnectionError, pg_errors.OperatorInterventionError,
+    pg_errors.InsufficientResourcesError, pg_errors.ObjectNotInPrerequisiteStateError,
+    pg_errors.TransactionRollbackError)
 _NOT_SAVED = {
     "book_appointment": "the appointment could not be booked",
     "create_support_ticket": "the support ticket could not be created",
