@@ -11,6 +11,10 @@ documented approximation offline), so nothing consumed goes unbilled.
 
 A transfer to a human ends the turn with a fixed notice that a person will write back:
 the customer is told for certain, whatever the model would have said.
+
+A tool whose record could not be saved answers the model that nothing was saved (it
+apologises instead of confirming) and is listed in `AgentReply.tool_failures`, for the
+exchange record; `on_tool_failure` lets the gateway count it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,14 @@ import orjson
 
 from agents.chat_client import ChatClient, ChatError
 from agents.tokens import count_tokens, prompt_tokens
-from agents.tools import Action, ToolContext, run_tool, tool_schemas
+from agents.tools import (
+    Action,
+    ToolContext,
+    ToolFailure,
+    ToolFailureHook,
+    run_tool,
+    tool_schemas,
+)
 from metering.agent_configs import AgentConfig
 from metering.meters import Meter
 from metering.outcomes import Origin, RecordedOutcome
@@ -71,6 +82,7 @@ class AgentReply:
     messages: list[Message] = field(default_factory=list)  # the exchange, for the history
     counted_by_us: bool = False  # some tokens were counted here, not by the provider
     exhausted: bool = False
+    tool_failures: list[ToolFailure] = field(default_factory=list)  # nothing was saved
 
 
 def system_prompt(config: AgentConfig, turn: TextTurn) -> str:
@@ -83,8 +95,10 @@ def system_prompt(config: AgentConfig, turn: TextTurn) -> str:
 
 class TextAgent:
     def __init__(self, client: ChatClient, model: str, pool: asyncpg.Pool, *,
-                 max_rounds: int = 4, max_output_tokens: int = 400) -> None:
+                 max_rounds: int = 4, max_output_tokens: int = 400,
+                 on_tool_failure: ToolFailureHook | None = None) -> None:
         self.client = client
+        self.on_tool_failure = on_tool_failure
         self.model = model
         self.pool = pool
         self.max_rounds = max_rounds
@@ -169,6 +183,10 @@ class TextAgent:
                                  function.get("arguments"))
         if outcome.outcome is not None:
             result.outcomes.append(outcome.outcome)
+        if outcome.failure is not None:
+            result.tool_failures.append(outcome.failure)
+            if self.on_tool_failure is not None:
+                self.on_tool_failure(outcome.failure)
         if outcome.action != "none":
             result.action = outcome.action
         return {"role": "tool", "tool_call_id": call.get("id", ordinal),

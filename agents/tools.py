@@ -11,16 +11,26 @@ operator, a chat tells the customer a person will write back.
 Arguments come from a language model: anything may be missing or malformed. A bad
 argument never raises; the model gets an error result it can recover from by asking the
 customer again.
+
+A record the store cannot take (PostgreSQL down, a dropped connection, an exhausted pool)
+is tried again briefly: `STORE_ATTEMPTS` times within `STORE_BUDGET_S`, because a caller
+is waiting on the line. The writes are idempotent on `<session>:<tool call id>`, so an
+attempt whose commit landed but whose answer was lost finds its record on the next one.
+If it still fails, the model is told the real outcome (nothing was saved, apologise),
+never a confirmation, and the result carries a `ToolFailure` for the conversation record
+and the metrics. Nothing a tool does raises into the pipeline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import asyncpg
+import asyncpg.exceptions as pg_errors
 import orjson
 
 from metering.outcomes import (
@@ -38,6 +48,29 @@ log = logging.getLogger("voicegw.tools")
 Action = Literal["none", "end", "transfer"]
 MAX_TEXT = 500
 MAX_ITEMS = 50
+
+STORE_ATTEMPTS = 3
+STORE_BACKOFF_S = (0.1, 0.3)  # before the second and the third attempt
+STORE_BUDGET_S = 2.0  # all attempts together: the caller hears silence meanwhile
+# The store being away or busy, worth another attempt: connections refused, dropped or
+# timed out, the server shutting down or refusing connections, too many connections, a
+# serialisation conflict, and a pooled connection the server terminated while it sat idle
+# (asyncpg then answers InternalClientError: "another operation is in progress").
+# Anything else (a constraint, bad data) fails at once.
+TRANSIENT_STORE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.InterfaceError, pg_errors.InternalClientError,
+    pg_errors.PostgresConnectionError, pg_errors.OperatorInterventionError,
+    pg_errors.InsufficientResourcesError, pg_errors.ObjectNotInPrerequisiteStateError,
+    pg_errors.TransactionRollbackError)
+_NOT_SAVED = {
+    "book_appointment": "the appointment could not be booked",
+    "create_support_ticket": "the support ticket could not be created",
+    "place_order": "the order could not be placed",
+    "transfer_to_human": "no person could be reached",
+}
+_NOT_SAVED_HINT = ("nothing was saved: apologise, tell the customer it did not go through, "
+                   "and offer to try again later or to talk to a person")
+_T = TypeVar("_T")
 
 
 def _fn(name: str, description: str, properties: dict[str, Any],
@@ -77,11 +110,36 @@ class ToolContext:
 
 
 @dataclass(frozen=True)
+class ToolFailure:
+    """A tool whose record could not be saved, for the conversation record and metrics."""
+
+    tool: str
+    call_id: str
+    channel: str
+    error: str  # the exception's class name, never its message (hosts, data)
+    attempts: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tool": self.tool, "call_id": self.call_id, "error": self.error,
+                "attempts": self.attempts}
+
+
+ToolFailureHook = Callable[[ToolFailure], None]  # the gateway counts failures with it
+
+
+class StoreFailed(Exception):
+    def __init__(self, failure: ToolFailure) -> None:
+        super().__init__(f"{failure.tool}: {failure.error}")
+        self.failure = failure
+
+
+@dataclass(frozen=True)
 class ToolResult:
     content: dict[str, Any]  # what the model reads back
     action: Action = "none"
     outcome: RecordedOutcome | None = None
     transfer_to: str | None = None
+    failure: ToolFailure | None = None  # its record could not be saved
 
     @property
     def ok(self) -> bool:
@@ -135,12 +193,44 @@ def parse_arguments(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
 
 async def run_tool(ctx: ToolContext, name: str, call_id: str,
                    raw_arguments: str | Mapping[str, Any] | None) -> ToolResult:
-    """Runs one tool call; never raises for what the model sent."""
+    """Runs one tool call; never raises for what the model sent or the store did."""
     try:
         args = parse_arguments(raw_arguments)
         return await _dispatch(ctx, name, call_id, args)
     except BadArguments as exc:
         return ToolResult({"error": str(exc), "hint": "ask the customer, then try again"})
+    except StoreFailed as exc:
+        return ToolResult({"error": _NOT_SAVED.get(name, "it could not be saved"),
+                           "hint": _NOT_SAVED_HINT}, failure=exc.failure)
+
+
+async def _saved(ctx: ToolContext, name: str, call_id: str,
+                 write: Callable[[], Awaitable[_T]]) -> _T:
+    """`write()`, tried again on a transient store error within the budget; raises
+    StoreFailed when it did not succeed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STORE_BUDGET_S
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await write()
+        except TRANSIENT_STORE_ERRORS as exc:
+            error = type(exc).__name__
+            pause = STORE_BACKOFF_S[attempt - 1] if attempt < STORE_ATTEMPTS else None
+            if pause is None or loop.time() + pause >= deadline:
+                break
+            log.warning("tool %s could not save its record (%s); trying again", name, error,
+                        extra={"call_id": ctx.origin.session_id})
+            await asyncio.sleep(pause)
+        except Exception as exc:  # not the store being away: another attempt would not help
+            log.exception("tool %s failed", name, extra={"call_id": ctx.origin.session_id})
+            error = type(exc).__name__
+            break
+    log.error("tool %s gave up after %d attempts (%s): nothing was saved", name, attempt,
+              error, extra={"call_id": ctx.origin.session_id})
+    raise StoreFailed(ToolFailure(name, call_id, ctx.origin.channel, error, attempt))
 
 
 async def _dispatch(ctx: ToolContext, name: str, call_id: str,
@@ -158,14 +248,22 @@ async def _dispatch(ctx: ToolContext, name: str, call_id: str,
         record = Order(_items(args), _text(args, "notes", required=False))
     elif name == "transfer_to_human":
         reason = _text(args, "reason", required=False, default="customer asked for a person")
-        await record_handoff(ctx.pool, ctx.origin, call_id, reason, ctx.operator_number)
+        failure = None
+        try:
+            await _saved(ctx, name, call_id, lambda: record_handoff(
+                ctx.pool, ctx.origin, call_id, reason, ctx.operator_number))
+        except StoreFailed as exc:
+            if ctx.operator_number is None:  # a chat handoff is the record: none, no person
+                raise
+            failure = exc.failure  # a phone transfer reaches a person without the record
         return ToolResult({"status": "transferring"}, "transfer",
-                          transfer_to=ctx.operator_number)
+                          transfer_to=ctx.operator_number, failure=failure)
     elif name == "end_call":
         return ToolResult({"status": "ending"}, "end")
     else:
         raise BadArguments(f"there is no tool called {name!r}")
-    outcome = await record_outcome(ctx.pool, ctx.origin, call_id, record)
+    outcome = await _saved(ctx, name, call_id,
+                           lambda: record_outcome(ctx.pool, ctx.origin, call_id, record))
     log.info("tool %s recorded %s", name, outcome.kind,
              extra={"call_id": ctx.origin.session_id})
     return ToolResult({"status": "confirmed", "reference": str(outcome.record_id)[:8]},

@@ -2,7 +2,8 @@
 
 Tenants: `GET /v1/calls` (the latest call records, newest first) and
 `GET /v1/calls/{call_sid}` (one record with its usage, charges and the outcomes its tools
-recorded). Operators: `GET` / `PUT /admin/tenants/{id}/agent` (what the agent says and
+recorded); each record lists the tool calls whose record could not be saved
+(`tool_failures`). Operators: `GET` / `PUT /admin/tenants/{id}/agent` (what the agent says and
 may do; a PUT merges the fields given over the current configuration).
 """
 
@@ -48,6 +49,7 @@ def _record_json(row: asyncpg.Record) -> dict[str, Any]:
         "credits": format_credits(row["micro_credits"]),
         "micro_credits": row["micro_credits"],
         "written_off_micro_credits": row["written_off"],
+        "tool_failures": details.get("tool_failures", []),
     }
 
 

@@ -85,7 +85,7 @@ SPEC: dict[str, Any] = {
             _query("group_by", "meter | day | channel (default meter)")])},
         "/v1/calls": {"get": _op("Your latest call records, newest first", "200", "tenant")},
         "/v1/calls/{call_sid}": {"get": _op(
-            "One call record: disposition, timings, usage, charges, outcomes", "200",
+            "One call record: disposition, timings, usage, charges, outcomes, tool failures", "200",
             "tenant")},
         "/admin/tenants/{tenant_id}/agent": {
             "get": _op("The tenant's agent configuration", "200", "admin"),

@@ -56,6 +56,10 @@ class Metrics:
         self.postgres_errors = self.counter(
             "voicegw_postgres_errors_total", "Failed PostgreSQL operations"
         )
+        self.tool_failures = self.counter(
+            "voicegw_tool_failures_total",
+            "Agent tool calls whose record could not be saved, by tool and channel",
+        )
 
     def counter(self, name: str, help_text: str) -> Family:
         return self.families.setdefault(name, Family(name, help_text, "counter"))

@@ -169,8 +169,10 @@ async def _run_call(request: web.Request, ws: web.WebSocketResponse,
         return
     setup = CallSetup(Origin(uuid.UUID(tenant), session_id, "phone", caller), config,
                       app[VOICE_PROVIDERS], None if number is None else number.operator_number)
+    tool_failures = app[METRICS].tool_failures
     call = VoiceCall(setup, TwilioChannel(ws, start.stream_sid), calls.control(start.call_sid),
-                     credit, pool, app[VENDOR_HTTP], app[OPENAI_HTTP])
+                     credit, pool, app[VENDOR_HTTP], app[OPENAI_HTTP],
+                     on_tool_failure=lambda f: tool_failures.inc(tool=f.tool, channel=f.channel))
     await _supervise(app, ws, parser, call, session_id)
 
 

@@ -37,7 +37,7 @@ from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from agents.tools import TOOL_SCHEMAS, ToolContext, run_tool
+from agents.tools import TOOL_SCHEMAS, ToolContext, ToolFailure, ToolFailureHook, run_tool
 from agents.voice.metering import CallUsage, LLMUsageMeter
 from agents.voice.services import VoiceProviders, make_services
 from agents.voice.transport import SAMPLE_RATE, CallChannel, CallTransport, PlayoutClock
@@ -70,8 +70,11 @@ class CallSetup:
 class VoiceCall:
     def __init__(self, setup: CallSetup, channel: CallChannel, control: CallControl,
                  credit: CreditSession, pool: asyncpg.Pool, http: aiohttp.ClientSession,
-                 openai_http: openai.DefaultAsyncHttpxClient) -> None:
+                 openai_http: openai.DefaultAsyncHttpxClient, *,
+                 on_tool_failure: ToolFailureHook | None = None) -> None:
         self.setup = setup
+        self.tool_failures: list[ToolFailure] = []  # tools whose record was not saved
+        self._on_tool_failure = on_tool_failure
         self.usage = CallUsage()
         self.clock = PlayoutClock()
         self.disposition: str | None = None
@@ -209,6 +212,10 @@ class VoiceCall:
         ctx = ToolContext(self._pool, self.setup.origin, self.setup.operator_number)
         result = await run_tool(ctx, params.function_name, params.tool_call_id,
                                 dict(params.arguments))
+        if result.failure is not None:
+            self.tool_failures.append(result.failure)
+            if self._on_tool_failure is not None:
+                self._on_tool_failure(result.failure)
         if result.action == "transfer" and result.transfer_to:
             await params.result_callback(result.content)
             await self._transfer(result.transfer_to)
@@ -243,7 +250,8 @@ class VoiceCall:
         return {"disposition": self.disposition or "completed",
                 "first_audio_ms": first_audio_ms, "turns": self.usage.turns,
                 "audio_sent_ms": self.clock.sent_ms, "audio_heard_ms": self.clock.heard_ms,
-                "barge_ins": self.clock.cleared, "estimated_tokens": self.usage.estimated_tokens}
+                "barge_ins": self.clock.cleared, "estimated_tokens": self.usage.estimated_tokens,
+                "tool_failures": [failure.to_json() for failure in self.tool_failures]}
 
 
 class DropInputAudio(FrameProcessor):

@@ -46,11 +46,14 @@ async def _messaging_ctx(app: web.Application) -> AsyncIterator[None]:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY * 2))
     llm = ChatClient(http, settings.openai_base_url, settings.openai_api_key or "not-set")
     public = settings.public_url.rstrip("/")
+    tool_failures = app[METRICS].tool_failures
     app[MESSAGING] = Messaging(
         settings=settings, pool=app[PG_POOL], redis=app[REDIS], credits=app[CREDIT_STORE],
         windows=CustomerWindows(app[REDIS], settings.redis_prefix),
         history=ConversationHistory(app[REDIS], settings.redis_prefix),
-        agent=TextAgent(llm, settings.llm_model, app[PG_POOL]),
+        agent=TextAgent(llm, settings.llm_model, app[PG_POOL],
+                        on_tool_failure=lambda f: tool_failures.inc(tool=f.tool,
+                                                                    channel=f.channel)),
         graph=GraphApi(http, settings.graph_api_base, settings.whatsapp_access_token),
         twilio=TwilioMessages(http, settings.twilio_api_base, settings.twilio_account_sid,
                               settings.twilio_auth_token,

@@ -128,14 +128,21 @@ async def _converse(m: Messaging, msg: Inbound, profile: TenantProfile,
         return await _end(m, msg, "failed", error={"detail": str(exc)})
     text = _affordable(msg, session, reply.text)
     if not text:
-        await session.finish(details={"outcome": "no_reply"})
+        await session.finish(details=exchange_record(reply, outcome="no_reply"))
         await m.history.append(tenant, msg.channel, msg.customer, reply.messages[:1])
         return await _end(m, msg, "no_reply")
     if not await store.move(m.pool, msg, "sending", session_id=session.session_id):
-        await session.finish(details={"outcome": "superseded"})
+        await session.finish(details=exchange_record(reply, outcome="superseded"))
         return "superseded"
     sent = await deliver(m, msg.channel, msg.business, msg.customer, text)
     return await _settle(m, msg, session, reply, text, sent)
+
+
+def exchange_record(reply: AgentReply, /, **details: Any) -> dict[str, Any]:
+    """The exchange's record: how it ended, the outcomes its tools recorded, and the tool
+    calls whose record could not be saved (the customer was told it did not go through)."""
+    return {**details, "tool_outcomes": [o.event_id for o in reply.outcomes],
+            "tool_failures": [f.to_json() for f in reply.tool_failures]}
 
 
 def _affordable(msg: Inbound, session: CreditSession, text: str) -> str:
@@ -154,15 +161,16 @@ async def _settle(m: Messaging, msg: Inbound, session: CreditSession, reply: Age
     tenant = str(msg.tenant_id)
     if not sent.ok:
         state = "refused" if sent.window_closed else "unknown" if sent.unknown else "failed"
-        await session.finish(details={"outcome": state, "vendor_code": sent.error_code})
+        await session.finish(details=exchange_record(reply, outcome=state,
+                                                     vendor_code=sent.error_code))
         await store.move(m.pool, msg, state, from_states=("sending",),
                          error={"vendor_code": sent.error_code, "detail": sent.error})
         m.handled.inc(channel=msg.channel, outcome=state)
         await m.history.append(tenant, msg.channel, msg.customer, reply.messages[:1])
         return state
     segments = count_segments(text) if msg.channel == "sms" else None
-    await session.finish(details={"outcome": "replied", "reply": sent.vendor_id,
-                                  "tool_outcomes": [o.event_id for o in reply.outcomes]},
+    await session.finish(details=exchange_record(reply, outcome="replied",
+                                                 reply=sent.vendor_id),
                          usage=outbound_usage(msg.channel, segments))
     assert sent.vendor_id is not None
     await store.record_reply(m.pool, msg, Outbound(

@@ -2,7 +2,8 @@
 
 Pure: no I/O. It recognises booking, ticket, order, handoff and goodbye requests by
 keywords and calls the matching tool when the request offered it; after a tool result it
-confirms; otherwise it says that it is the voicegw emulator.
+confirms (or apologises, when the result is an error); otherwise it says that it is the
+voicegw emulator.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def _arguments(tool: str, said: str) -> dict[str, Any]:
 
 def decide(messages: list[dict[str, Any]], offered_tools: set[str]) -> Reply:
     if messages and messages[-1].get("role") == "tool":
+        if '"error"' in _text_of(messages[-1]):  # as a model would: no false confirmation
+            return Reply("I am sorry, that did not go through. Shall I try again later?")
         return Reply("All done, that is confirmed. Is there anything else I can help with?")
     said = next((_text_of(m) for m in reversed(messages) if m.get("role") == "user"), "")
     for tool, pattern in _INTENTS:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from agents.text_agent import HANDOFF_NOTICE
 from load.messages import whatsapp_text
 from tests.gateway.messaging_env import MessagingEnv, one_message
+from tests.pg_outage import pool_on_a_closed_port
 
 CUSTOMER = "4915112345678"
 
@@ -27,6 +29,34 @@ async def test_a_booking_on_whatsapp_is_a_success_event(messaging_env: Messaging
     (session,) = await env.fetch("SELECT session_id, usage->>'tool_calls' AS tools "
                                  "FROM sessions")
     assert session["session_id"] == event["session_id"] and session["tools"] == "1"
+
+
+async def test_a_booking_that_cannot_be_saved_is_not_confirmed_and_is_on_record(
+        messaging_env: MessagingEnv) -> None:
+    env = messaging_env
+    await env.topup(1000)
+    env.open_window(CUSTOMER)
+    # The agent's tools lose their store (a pool nothing answers); the rest keeps working.
+    dead = await pool_on_a_closed_port()
+    env.m.agent.pool = dead
+    try:
+        await env.post_whatsapp(one_message([whatsapp_text(
+            CUSTOMER, "I would like to book an appointment tomorrow at 3pm")]))
+        await env.settle()
+    finally:
+        await dead.close()
+    (reply,) = env.graph_sent(CUSTOMER)
+    assert "did not go through" in reply["text"] and "confirmed" not in reply["text"]
+    assert await env.count("success_events") == 0
+    (session,) = await env.fetch("SELECT details->'tool_failures' AS failures, "
+                                 "details->'tool_outcomes' AS outcomes FROM sessions")
+    assert orjson.loads(session["outcomes"]) == []
+    assert orjson.loads(session["failures"]) == [
+        {"tool": "book_appointment", "call_id": "t0", "error": "ConnectionRefusedError",
+         "attempts": 3}]
+    metrics = await (await env.client.get("/metrics")).text()
+    assert ('voicegw_tool_failures_total{channel="whatsapp",tool="book_appointment"} 1'
+            in metrics.splitlines())
 
 
 async def test_a_transfer_tells_the_customer_a_person_will_write(
