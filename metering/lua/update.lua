@@ -9,6 +9,7 @@ if redis.call('HGET', sess, 'state') ~= 'open' then return {'unknown', '0', 1, '
 local sid, now = ARGV[1], num(ARGV[7])
 debit(acct, sess, outbox, sid, num(ARGV[2]), ARGV[3], now)
 if ARGV[8] and ARGV[8] ~= '' then redis.call('HSET', sess, 'meta', ARGV[8]) end
+redis.call('HSET', sess, 'reported_ms', int(now))
 local final = top_up_hold(acct, sess, num(ARGV[4]), num(ARGV[5]))
 local expires = now + num(ARGV[6])
 redis.call('HSET', sess, 'expires_ms', int(expires))

@@ -102,6 +102,17 @@ async def test_record_keeps_the_hold_and_its_expiry(store: CreditStore) -> None:
                                                                    str(7 * C))
     assert orjson.loads(record["usage"]) == {"call_seconds": 4_000}
     assert orjson.loads(record["details"]) == {"disposition": "gateway_lost"}
+    # It ends when it was last known alive (its record), not when the sweeper came by.
+    assert (record["started_ms"], record["ended_ms"]) == ("1000", "50000")
+
+
+async def test_a_session_that_never_reported_is_swept_as_ending_at_its_start(
+        store: CreditStore) -> None:
+    await store.apply_topup(RECORDED, "t1", 100 * C)
+    await open_session(store, RECORDED, now=1_000)
+    assert await store.sweep(RECORDED, now_ms=90_000) == ["s1"]
+    record = (await events(store, RECORDED))[-1]
+    assert (record["micro"], record["started_ms"], record["ended_ms"]) == ("0", "1000", "1000")
 
 
 async def test_record_refuses_a_session_that_is_not_open(store: CreditStore) -> None:
