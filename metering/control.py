@@ -111,7 +111,8 @@ class CreditSession:
             self.usage[meter] = max(self.usage.get(meter, 0), units)
 
     async def report(self, usage: Mapping[str, int]) -> bool:
-        """Records cumulative usage; renews when due. Returns `exhausted`."""
+        """Takes cumulative usage; renews the hold when due, else records the usage in the
+        store when a periodic record is due. Returns `exhausted`."""
         if not self.open:
             return True
         self._merge(usage)
