@@ -52,6 +52,9 @@ class Settings:
     # Live phone calls one process admits: about what one core holds with latency intact
     # (BENCHMARKS.md, "Phone calls"); more would degrade every call, not just the extra.
     max_calls: int = 40
+    # A call records its usage in the credit store this often between renewals: a gateway
+    # that dies leaves at most this much of each call unbilled (docs/metering.md).
+    usage_report_s: float = 5.0
     llm_model: str = "gpt-4.1-mini"
     stt_model: str = "gpt-4o-mini-transcribe"
     tts_model: str = "eleven_flash_v2_5"
@@ -67,6 +70,9 @@ class Settings:
         return shown
 
 
+# More often than twice a second costs a Redis round trip per call for nothing; longer
+# than half the phone hold's validity (60 s) changes nothing, renewals come first.
+MIN_USAGE_REPORT_S, MAX_USAGE_REPORT_S = 0.5, 60.0
 REQUIRED = ("redis_url", "database_url", "public_url", "admin_token")
 SECRETS = frozenset(
     {
@@ -154,6 +160,10 @@ def load_settings(
     port = values.get("port")
     if isinstance(port, int) and not 0 <= port <= 65535:
         problems.append(f"{env_name('port')}: invalid (must be 0-65535)")
+    report = values.get("usage_report_s")
+    if isinstance(report, float) and not MIN_USAGE_REPORT_S <= report <= MAX_USAGE_REPORT_S:
+        problems.append(f"{env_name('usage_report_s')}: invalid (must be "
+                        f"{MIN_USAGE_REPORT_S:g}-{MAX_USAGE_REPORT_S:g} seconds)")
     token = values.get("admin_token")
     if isinstance(token, str) and len(token) < 16 and "admin_token" in required:
         problems.append(f"{env_name('admin_token')}: invalid (must be at least 16 characters)")

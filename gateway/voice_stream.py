@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 import uuid
+from dataclasses import replace
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -150,11 +151,15 @@ async def _run_call(request: web.Request, ws: web.WebSocketResponse,
     call_id_var.set(start.call_sid)
     pool = app[PG_POOL]
     session_id = f"call_{start.call_sid}"
+    policy = replace(PHONE_POLICY,
+                     record_every_ms=int(app[SETTINGS].usage_report_s * 1000))
+    # The disposition here is what the record says only if the call is swept (its gateway
+    # died before settling it); the call's own record replaces it when it settles.
     credit = CreditSession(
-        app[CREDIT_STORE], await card_for_tenant(pool, uuid.UUID(tenant)), PHONE_POLICY,
+        app[CREDIT_STORE], await card_for_tenant(pool, uuid.UUID(tenant)), policy,
         tenant, session_id, lambda: int(time.time() * 1000),
         meta={"call_sid": start.call_sid, "number": to, "caller": mask_number(caller),
-              "caller_hash": caller_hash(tenant, caller)})
+              "caller_hash": caller_hash(tenant, caller), "disposition": "gateway_lost"})
     # Everything that reads a store comes before the reservation: after it, nothing may
     # fail before `_supervise` owns the settlement.
     number = await tenant_for_number(pool, to)

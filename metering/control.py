@@ -4,7 +4,11 @@ the reservation before it runs out, and say when the last grant is used up.
 The session reports CUMULATIVE raw usage per meter; each report is rated as a whole
 (`metering.rating`), so the cost is exact whatever the reporting rhythm. The reservation
 is renewed (Gy UPDATE) when what is left of it falls below a threshold, or when half its
-validity has passed (a live session must never look dead to the sweeper). A FINAL grant
+validity has passed (a live session must never look dead to the sweeper). Between
+renewals, a policy with `record_every_ms` also records the usage and its cost in the
+store every that many milliseconds without renewing (the `record` script): when the
+gateway dies, the sweeper charges the session what it last recorded, so at most
+`record_every_ms` of usage (plus one report's round trip) goes unbilled. A FINAL grant
 is not renewed: when its credit is used up, `exhausted` turns true and the caller ends
 the session (the voice agent says goodbye first; that goodbye is what the overdraft
 limit is sized for).
@@ -19,7 +23,7 @@ from typing import Any
 
 from metering.credit_store import CreditStore, Grant, Settlement
 from metering.ratecard import MICRO, RateCard
-from metering.rating import max_units_for_credits, rate_usage
+from metering.rating import Rating, max_units_for_credits, rate_usage
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class SessionPolicy:
     min_grant_micro: int  # below this available balance, no session starts
     validity_ms: int  # a hold not renewed within this is swept
     overdraft_limit_micro: int  # the most a session may be debited beyond its grants
+    record_every_ms: int = 0  # record usage this often between renewals (0: only renew)
 
 
 # A phone minute costs about 95 credits of connection plus 300-900 credits of voice
@@ -54,6 +59,9 @@ class CreditSession:
     tenant: str
     session_id: str
     clock_ms: Callable[[], int]
+    # The record's details from the start: a session swept without a TERMINATE (its
+    # gateway was lost) is recorded with these and the charges of its last report;
+    # `finish` writes its own details over them.
     meta: dict[str, Any] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     cost: int = 0  # rated cost of the cumulative usage
@@ -62,6 +70,7 @@ class CreditSession:
     final: bool = False
     open: bool = False
     last_update_ms: int = 0
+    last_record_ms: int = 0  # when usage last reached the store (a record or an UPDATE)
     settlement: Settlement | None = None
     month_to_date: dict[str, int] = field(default_factory=dict)
 
@@ -78,8 +87,8 @@ class CreditSession:
             validity_ms=self.policy.validity_ms,
             overdraft_limit=self.policy.overdraft_limit_micro, now_ms=now, meta=self.meta)
         if grant.ok:
-            self.open, self.held, self.final, self.last_update_ms = True, grant.held, \
-                grant.final, now
+            self.open, self.held, self.final = True, grant.held, grant.final
+            self.last_update_ms = self.last_record_ms = now
         return grant
 
     @property
@@ -102,27 +111,60 @@ class CreditSession:
             self.usage[meter] = max(self.usage.get(meter, 0), units)
 
     async def report(self, usage: Mapping[str, int]) -> bool:
-        """Records cumulative usage; renews when due. Returns `exhausted`."""
+        """Takes cumulative usage; renews the hold when due, else records the usage in the
+        store when a periodic record is due. Returns `exhausted`."""
         if not self.open:
             return True
         self._merge(usage)
-        self.cost = rate_usage(self.card, self.usage, month_to_date=self.month_to_date).total
+        rating = rate_usage(self.card, self.usage, month_to_date=self.month_to_date)
+        self.cost = rating.total
         now = self.clock_ms()
         stale = now - self.last_update_ms >= self.policy.validity_ms // 2
         if stale or (not self.final and self.remaining < self.policy.renew_below_micro):
-            await self._update(now)
+            await self._update(now, rating)
+        elif self.policy.record_every_ms > 0 and self.record_due_in_ms(now) == 0:
+            await self._record(now, rating)
         return self.exhausted
 
-    async def _update(self, now: int) -> None:
-        grant = await self.store.update(
-            self.tenant, self.session_id, charged_total=self.cost, usage=dict(self.usage),
-            target_held=self.policy.slice_micro, min_grant=self.policy.min_grant_micro,
-            validity_ms=self.policy.validity_ms, now_ms=now)
+    def record_due_in_ms(self, now: int | None = None) -> int:
+        """Milliseconds until the next report is due to reach the store (0: now): the
+        periodic record, or without one the renewal half the validity forces. Nothing is
+        due of a session that is not open (then: the validity)."""
+        if not self.open:
+            return self.policy.validity_ms
+        now = self.clock_ms() if now is None else now
+        every = self.policy.record_every_ms
+        if every <= 0:
+            return max(self.last_update_ms + self.policy.validity_ms // 2 - now, 0)
+        return max(self.last_record_ms + every - now, 0)
+
+    def _swept_details(self, rating: Rating) -> dict[str, Any]:
+        """What the record says if the session is swept after this report."""
+        return {**self.meta, "charges": rating.per_meter}
+
+    async def _record(self, now: int, rating: Rating) -> None:
+        grant = await self.store.record(
+            self.tenant, self.session_id, charged_total=rating.total, usage=dict(self.usage),
+            now_ms=now, details=self._swept_details(rating))
+        self._apply(grant, rating.total, now)
+
+    def _apply(self, grant: Grant, cost: int, now: int) -> None:
+        """What the store answered to a report of `cost` (an UPDATE or a record)."""
         if grant.status == "unknown":  # swept or closed elsewhere: nothing more to hold
-            self.open, self.final, self.held, self.reported = False, True, 0, self.cost
+            self.open, self.final, self.held, self.reported = False, True, 0, cost
             return
-        self.held, self.final, self.reported, self.last_update_ms = (grant.held, grant.final,
-                                                                     self.cost, now)
+        self.held, self.final, self.reported, self.last_record_ms = (grant.held, grant.final,
+                                                                     cost, now)
+
+    async def _update(self, now: int, rating: Rating) -> None:
+        grant = await self.store.update(
+            self.tenant, self.session_id, charged_total=rating.total, usage=dict(self.usage),
+            target_held=self.policy.slice_micro, min_grant=self.policy.min_grant_micro,
+            validity_ms=self.policy.validity_ms, now_ms=now,
+            details=self._swept_details(rating))
+        self._apply(grant, rating.total, now)
+        if grant.status != "unknown":
+            self.last_update_ms = now
 
     async def finish(self, status: str = "settled",
                      details: Mapping[str, Any] | None = None,

@@ -2,9 +2,11 @@
 
 Gy-style credit control (RFC 4006): `reserve` (INITIAL) opens a session with a slice of
 credit held; `update` (UPDATE) debits the cost reported so far and tops the hold up
-again; `terminate` (TERMINATE) debits the final cost and releases the rest; `charge` is a
-one-shot debit. Each script touches one tenant's hash slot and is atomic, so concurrent
-sessions of a tenant can never together hold more than its balance.
+again; `record` debits it and keeps the usage without renewing (a light report every few
+seconds, so a session whose gateway died is swept with nearly all its cost); `terminate`
+(TERMINATE) debits the final cost and releases the rest; `charge` is a one-shot debit.
+Each script touches one tenant's hash slot and is atomic, so concurrent sessions of a
+tenant can never together hold more than its balance.
 
 Per tenant, at every moment: topped_up = available + reserved + billed.
 
@@ -129,7 +131,8 @@ class CreditStore:
         self.prefix = prefix
         self.min_billable_micro = min_billable_micro
         self._sources = {name: _load(name) for name in
-                         ("reserve", "update", "terminate", "charge", "topup", "rebuild")}
+                         ("reserve", "update", "record", "terminate", "charge", "topup",
+                          "rebuild")}
         self._shas: dict[str, str] = {}
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -163,6 +166,7 @@ class CreditStore:
     def update_call(
         self, tenant: str, session_id: str, *, charged_total: int, usage: dict[str, int],
         target_held: int, min_grant: int, validity_ms: int, now_ms: int,
+        details: dict[str, Any] | None = None,
     ) -> ScriptCall:
         k = tenant_keys(self.prefix, tenant)
         check_id("session id", session_id)
@@ -172,7 +176,19 @@ class CreditStore:
             _non_negative(name, value)
         return ScriptCall("update", [k.account, k.session(session_id), k.live, k.outbox],
                           [session_id, charged_total, _json_object("usage", usage),
-                           target_held, min_grant, validity_ms, now_ms], _grant)
+                           target_held, min_grant, validity_ms, now_ms,
+                           _json_object("details", details)], _grant)
+
+    def record_call(
+        self, tenant: str, session_id: str, *, charged_total: int, usage: dict[str, int],
+        now_ms: int, details: dict[str, Any] | None = None,
+    ) -> ScriptCall:
+        k = tenant_keys(self.prefix, tenant)
+        check_id("session id", session_id)
+        return ScriptCall("record", [k.account, k.session(session_id), k.outbox],
+                          [session_id, _non_negative("charged_total", charged_total),
+                           _json_object("usage", usage), _non_negative("now_ms", now_ms),
+                           _json_object("details", details)], _grant)
 
     def reserve_call(
         self, tenant: str, session_id: str, *, channel: str, requested: int, min_grant: int,
@@ -229,12 +245,25 @@ class CreditStore:
     async def update(
         self, tenant: str, session_id: str, *, charged_total: int, usage: dict[str, int],
         target_held: int, min_grant: int, validity_ms: int, now_ms: int,
+        details: dict[str, Any] | None = None,
     ) -> Grant:
-        """Gy UPDATE."""
+        """Gy UPDATE (`details`, when given: what the record says if the session is swept)."""
         grant: Grant = await self._call(self.update_call(
             tenant, session_id, charged_total=charged_total, usage=usage,
             target_held=target_held, min_grant=min_grant, validity_ms=validity_ms,
-            now_ms=now_ms))
+            now_ms=now_ms, details=details))
+        return grant
+
+    async def record(
+        self, tenant: str, session_id: str, *, charged_total: int, usage: dict[str, int],
+        now_ms: int, details: dict[str, Any] | None = None,
+    ) -> Grant:
+        """Debits the cost reported so far and keeps the usage (and `details`, what a swept
+        record says), leaving the hold and its expiry alone. The grant's status is
+        `recorded`, or `unknown` when the session is not open."""
+        grant: Grant = await self._call(self.record_call(
+            tenant, session_id, charged_total=charged_total, usage=usage, now_ms=now_ms,
+            details=details))
         return grant
 
     async def terminate(
@@ -286,8 +315,9 @@ class CreditStore:
         return [_text(m) for m in await self.redis.zrange(k.live, 0, -1)]
 
     async def sweep(self, tenant: str, now_ms: int, limit: int = 500) -> list[str]:
-        """Closes the tenant's sessions whose reservation expired, with only the cost they
-        last reported; the held rest goes back to the balance."""
+        """Closes the tenant's sessions whose reservation expired, with the cost, usage and
+        details they last reported (UPDATE or record); the held rest goes back to the
+        balance. The record's status is `swept`."""
         k = tenant_keys(self.prefix, tenant)
         expired = await self.redis.zrangebyscore(k.live, "-inf", now_ms, start=0, num=limit)
         swept: list[str] = []

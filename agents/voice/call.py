@@ -2,11 +2,13 @@
 
 The pipeline: transport in -> STT -> user turn (VAD + silence timeout) -> LLM with tools
 -> TTS -> transport out -> assistant context. Beside it, a metering loop reports the
-call's cumulative usage to its credit session every `METER_TICK_S`; the session renews
-the reservation when due. When a FINAL grant is used up, the caller is no longer
-listened to, the agent says the tenant's goodbye, and the call ends (the gateway hangs up
-through Twilio). Every way out (caller hang-up, goodbye, tool, error, shutdown) leaves a
-`disposition` for the call record; the gateway settles the session after `run` returns.
+call's cumulative usage to its credit session every `METER_TICK_S`, and at the moment a
+periodic usage record falls due; the session renews the reservation when due, else
+records the usage when due (what the sweeper charges if the gateway dies). When a FINAL
+grant is used up, the caller is no longer listened to, the agent says the tenant's
+goodbye, and the call ends (the gateway hangs up through Twilio). Every way out (caller
+hang-up, goodbye, tool, error, shutdown) leaves a `disposition` for the call record; the
+gateway settles the session after `run` returns.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from metering.outcomes import Origin
 log = logging.getLogger("voicegw.call")
 
 METER_TICK_S = 1.0
+MIN_METER_SLEEP_S = 0.01
 USER_SPEECH_TIMEOUT_S = 0.4
 
 
@@ -182,13 +185,19 @@ class VoiceCall:
         self.usage.turns += 1
 
     async def _meter_loop(self) -> None:
+        delay = METER_TICK_S
         while True:
-            await asyncio.sleep(METER_TICK_S)
+            await asyncio.sleep(delay)
+            delay = METER_TICK_S
             try:
                 exhausted = await self.credit.report(self.usage.snapshot())
             except Exception as exc:  # a Redis blip: the hold is valid for a while yet
                 log.warning("metering report failed: %s", exc)
                 continue
+            # Wake when the next usage record is due, not up to a tick after: the loss on
+            # a crash stays within the record interval.
+            due_s = self.credit.record_due_in_ms() / 1000
+            delay = min(METER_TICK_S, max(due_s, MIN_METER_SLEEP_S))
             if exhausted and self._listening:
                 await self.say_goodbye_and_end("out_of_credit")
 

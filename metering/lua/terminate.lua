@@ -1,6 +1,7 @@
 -- TERMINATE: debit the final cost, release what is still held, emit the session record.
 -- Also the sweeper's tool (mode 'sweep'): a session whose reservation expired is closed
--- with the cost it last reported, and nothing more.
+-- with the cost it last reported, and nothing more; its record ends when it last reported
+-- (the last moment its gateway was known alive), or at its start if it never did.
 -- KEYS: acct, session, live, outbox, month-to-date usage. ARGV: session_id, charged_total (-1: the last
 -- reported), usage_json ('' keeps the last reported), now_ms, end_status, details_json
 -- ('' uses the metadata given at INITIAL), mode ('stop' or 'sweep').
@@ -29,7 +30,9 @@ if held > 0 then
   redis.call('HINCRBY', acct, 'available', int(held))
 end
 local details = ARGV[6] ~= '' and ARGV[6] or s[8]
-redis.call('HSET', sess, 'held', 0, 'state', 'closed', 'end_status', ARGV[5], 'ended_ms', int(now))
+local ended = now
+if mode == 'sweep' then ended = math.max(num(redis.call('HGET', sess, 'reported_ms')), num(s[4])) end
+redis.call('HSET', sess, 'held', 0, 'state', 'closed', 'end_status', ARGV[5], 'ended_ms', int(ended))
 redis.call('ZREM', live, sid)
 -- The tenant's usage this month, for free allowances and volume tiers of later sessions.
 for meter, units in pairs(cjson.decode(s[5])) do
@@ -38,7 +41,7 @@ end
 redis.call('EXPIRE', month, 40 * 86400)
 redis.call('EXPIRE', sess, 86400)
 redis.call('XADD', outbox, '*', 'id', sid .. ':end', 'type', 'session', 'tenant', s[6],
-           'session', sid, 'channel', s[7], 'started_ms', s[4], 'ended_ms', int(now),
+           'session', sid, 'channel', s[7], 'started_ms', s[4], 'ended_ms', int(ended),
            'usage', s[5], 'micro', s[2], 'written_off', s[3], 'status', ARGV[5],
            'details', details)
 return {ARGV[5], s[2], s[3], s[4], s[5], int(held)}

@@ -22,6 +22,7 @@ def test_defaults_and_types() -> None:
     assert settings.run_sink is False
     assert settings.host == "0.0.0.0"
     assert settings.openai_base_url == "https://api.openai.com/v1"
+    assert settings.usage_report_s == 5.0
 
 
 def test_every_missing_required_variable_is_named() -> None:
@@ -45,6 +46,8 @@ def test_every_missing_required_variable_is_named() -> None:
         ("VOICEGW_ADMIN_TOKEN", "short", "VOICEGW_ADMIN_TOKEN: invalid (must be at least 16"),
         ("VOICEGW_RUN_SINK", "maybe", "VOICEGW_RUN_SINK: invalid (must be true or false)"),
         ("VOICEGW_SHUTDOWN_GRACE_S", "-1", "VOICEGW_SHUTDOWN_GRACE_S: invalid"),
+        ("VOICEGW_USAGE_REPORT_S", "0", "VOICEGW_USAGE_REPORT_S: invalid (must be 0.5-60"),
+        ("VOICEGW_USAGE_REPORT_S", "61", "VOICEGW_USAGE_REPORT_S: invalid (must be 0.5-60"),
     ],
 )
 def test_invalid_values_are_named(name: str, value: str, expected: str) -> None:
