@@ -56,6 +56,10 @@ class Metrics:
         self.postgres_errors = self.counter(
             "voicegw_postgres_errors_total", "Failed PostgreSQL operations"
         )
+        self.replays = self.counter(
+            "voicegw_replays_total",
+            "Replayed webhooks, media streams and credit sessions refused, by channel and stage",
+        )
 
     def counter(self, name: str, help_text: str) -> Family:
         return self.families.setdefault(name, Family(name, help_text, "counter"))
