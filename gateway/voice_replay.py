@@ -44,7 +44,8 @@ def call_session_id(call_sid: str) -> str:
 
 
 def is_call_sid(value: str) -> bool:
-    """Twilio's call ids: `CA` and 32 hex digits; a bound on what may name a Redis key."""
+    """Twilio's call ids are `CA` and 32 hex digits; this accepts `CA` and ASCII letters and
+    digits up to 64 characters, which bounds what may name a Redis key and a session id."""
     return value.startswith("CA") and value.isascii() and value.isalnum() and len(value) <= 64
 
 
