@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 
 from api.context import PG_POOL, REDIS
 from gateway.codecs import session_token
@@ -164,3 +165,14 @@ async def test_a_stream_whose_credit_session_ended_is_closed_1008(gateway: Gatew
     after: dict[str, Any] = await balance_of(gateway)
     assert after == before
     assert await sessions_recorded(gateway) == 1
+
+
+async def test_a_webhook_that_failed_before_answering_leaves_the_call_answerable(
+        gateway: Gateway) -> None:
+    async with aiohttp.ClientSession() as http:
+        call = SimulatedCall(endpoint(gateway), "+1555\x000100001", CALLER, CallScript(), http)
+        with pytest.raises(RuntimeError, match="answered [45]"):
+            await call.fetch_twiml()  # PostgreSQL refuses a NUL in `To`: nothing answered
+        retried = await replay_webhook(gateway, http, call.result.call_sid)
+    assert retried.stream_url is not None and "token" in retried.parameters
+    assert replays(gateway, "webhook") == 0
