@@ -60,6 +60,10 @@ class Metrics:
             "voicegw_tool_failures_total",
             "Agent tool calls whose record could not be saved, by tool and channel",
         )
+        self.replays = self.counter(
+            "voicegw_replays_total",
+            "Replayed webhooks, media streams and credit sessions refused, by channel and stage",
+        )
 
     def counter(self, name: str, help_text: str) -> Family:
         return self.families.setdefault(name, Family(name, help_text, "counter"))

@@ -5,7 +5,8 @@ The signature is checked before anything else is read. The answer is TwiML: a sp
 refusal for an unknown number, a paused tenant or a full gateway; otherwise a
 `<Connect><Stream>` to `/twilio/stream` carrying a signed session token valid for a
 minute and good for one stream. Nothing is reserved here: the stream reserves the first
-slice when it starts, so a call Twilio never connects strands no credit.
+slice when it starts, so a call Twilio never connects strands no credit. A call is
+answered once, ever: a replayed webhook is told so and hung up (gateway.voice_replay).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import orjson
 from aiohttp import web
 
 from agents.voice.services import VoiceProviders, openai_http_client
-from api.context import CREDIT_STORE, PG_POOL
+from api.context import CREDIT_STORE, PG_POOL, REDIS
 from api.problems import Problem
 from gateway.codecs import session_token, twilio_signature, twiml
-from gateway.state import SESSIONS, SETTINGS
+from gateway.state import METRICS, SESSIONS, SETTINGS
 from gateway.twilio_rest import TwilioCalls
+from gateway.voice_replay import answered_once, is_call_sid, refused_replay, release_webhook
 from gateway.voice_state import (
     OPENAI_HTTP,
     STREAM_TOKEN_KEY,
@@ -41,6 +43,7 @@ STREAM_TOKEN_TTL_S = 60
 NOT_IN_SERVICE = "The number you have called is not in service. Goodbye."
 UNAVAILABLE = "This service is not available at the moment. Please try again later. Goodbye."
 BUSY = "All our lines are busy. Please call again in a few minutes. Goodbye."
+ANSWERED_BEFORE = "This call was already answered. Goodbye."
 
 
 def _twiml(body: str) -> web.Response:
@@ -79,8 +82,23 @@ def stream_url(public_url: str) -> str:
 async def voice_webhook(request: web.Request) -> web.Response:
     params = await signed_form(request)
     call_sid, to, caller = (_field(params, n) for n in ("CallSid", "To", "From"))
-    if not call_sid.startswith("CA") or not to:
+    if not is_call_sid(call_sid) or not to:
         raise Problem(422, "invalid_field", "CallSid and To are required", field="CallSid")
+    app = request.app
+    redis, prefix = app[REDIS], app[SETTINGS].redis_prefix
+    # A signature has no timestamp: whoever saw this webhook can post it again. Each call
+    # is answered once, whatever the answer was (gateway.voice_replay).
+    if not await answered_once(redis, app[PG_POOL], prefix, call_sid):
+        refused_replay(app[METRICS], call_sid, "webhook")
+        return _twiml(twiml.say_and_hangup(ANSWERED_BEFORE))
+    try:
+        return await _answer(request, call_sid, to, caller)
+    except Exception:
+        await release_webhook(redis, prefix, call_sid)  # nothing was answered
+        raise
+
+
+async def _answer(request: web.Request, call_sid: str, to: str, caller: str) -> web.Response:
     number = await tenant_for_number(request.app[PG_POOL], to)
     if number is None:
         log.info("call to a number nobody holds")

@@ -3,10 +3,12 @@ settled call record.
 
 Order of business: read until `start` (anything else first, or nothing within
 `START_TIMEOUT_S`, closes the socket); check the session token before anything runs (bad,
-expired, for another call, or used before: close 1008, nothing billed); open the credit
-session (Gy INITIAL); run the agent while this handler reads the socket; on `stop`, a
-closed socket, a protocol error, the goodbye or shutdown, end the pipeline and settle
-(Gy TERMINATE) with the call record. Every exit path settles: `finally` does it.
+expired, for another call, or used before: close 1008, nothing billed); refuse a second
+stream of the call, or a credit session that existed before (close 1008: one conversation
+per call, ever); open the credit session (Gy INITIAL); run the agent while this handler
+reads the socket; on `stop`, a closed socket, a protocol error, the goodbye or shutdown,
+end the pipeline and settle (Gy TERMINATE) with the call record. Every exit path
+settles: `finally` does it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from gateway.codecs.twilio_media import (
 from gateway.logs import call_id_var, tenant_id_var
 from gateway.sessions import LiveSession
 from gateway.state import METRICS, SESSIONS, SETTINGS
+from gateway.voice_replay import call_session_id, claim, refused_replay
 from gateway.voice_state import (
     OPENAI_HTTP,
     STREAM_TOKEN_KEY,
@@ -139,6 +142,12 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     except TimeoutError:
         await _close(ws, WSCloseCode.POLICY_VIOLATION, "no start within the time allowed")
         return ws
+    # One stream per call, ever, whatever token it carries (gateway.voice_replay).
+    if not await claim(request.app[REDIS], request.app[SETTINGS].redis_prefix,
+                       start.call_sid, "stream"):
+        refused_replay(request.app[METRICS], start.call_sid, "stream")
+        await _close(ws, WSCloseCode.POLICY_VIOLATION, "the call was streamed before")
+        return ws
     await _run_call(request, ws, parser, start, claims)
     return ws
 
@@ -150,7 +159,7 @@ async def _run_call(request: web.Request, ws: web.WebSocketResponse,
     tenant_id_var.set(tenant)
     call_id_var.set(start.call_sid)
     pool = app[PG_POOL]
-    session_id = f"call_{start.call_sid}"
+    session_id = call_session_id(start.call_sid)
     policy = replace(PHONE_POLICY,
                      record_every_ms=int(app[SETTINGS].usage_report_s * 1000))
     # The disposition here is what the record says only if the call is swept (its gateway
@@ -166,6 +175,10 @@ async def _run_call(request: web.Request, ws: web.WebSocketResponse,
     config = await agent_config_for(pool, uuid.UUID(tenant))
     calls = app[TWILIO_CALLS]
     grant = await credit.start()
+    if grant.replayed:  # the call's session exists: never a second conversation on it
+        refused_replay(app[METRICS], start.call_sid, "session")
+        await _close(ws, WSCloseCode.POLICY_VIOLATION, f"credit session {grant.status}")
+        return
     if not grant.ok:
         log.info("call refused at start: %s", grant.status)
         with contextlib.suppress(Exception):

@@ -75,7 +75,9 @@ class CreditSession:
     month_to_date: dict[str, int] = field(default_factory=dict)
 
     async def start(self) -> Grant:
-        """Gy INITIAL. `grant.ok` false: the tenant cannot afford to start."""
+        """Gy INITIAL. `grant.ok` false: do not start. Either the tenant cannot afford to
+        (`insufficient`), or this session id was used before (`grant.replayed`: open
+        elsewhere, or ended): it is not taken over, and `finish` leaves it alone."""
         now = self.clock_ms()
         # Earlier sessions' usage this month places this one in the free allowance and the
         # volume tiers. Sessions running at the same time do not see each other's usage
@@ -89,6 +91,10 @@ class CreditSession:
         if grant.ok:
             self.open, self.held, self.final = True, grant.held, grant.final
             self.last_update_ms = self.last_record_ms = now
+        elif grant.replayed:
+            # Settled as far as this holder goes: a later `finish` must not terminate the
+            # session of whoever opened it (a replayed call would end the live one).
+            self.settlement = Settlement(grant.status, 0, 0, 0, {}, 0)
         return grant
 
     @property

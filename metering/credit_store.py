@@ -41,7 +41,7 @@ def _load(name: str) -> str:
 
 @dataclass(frozen=True)
 class Grant:
-    status: str  # granted | final | exhausted | replay | insufficient | unknown
+    status: str  # granted | final | exhausted | replay | closed | insufficient | unknown
     held: int
     final: bool
     expires_ms: int
@@ -50,7 +50,14 @@ class Grant:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("granted", "final", "replay")
+        """This INITIAL (or UPDATE) holds credit for the caller to go on with."""
+        return self.status in ("granted", "final")
+
+    @property
+    def replayed(self) -> bool:
+        """The session id was used before: `replay` (open elsewhere; the grant shown is
+        that session's) or `closed` (it ended and is never reopened). Not a start."""
+        return self.status in ("replay", "closed")
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ async def _messaging_ctx(app: web.Application) -> AsyncIterator[None]:
         profiles=TenantProfiles(app[PG_POOL]),
         worker=MessageWorker(CONCURRENCY, MAX_BACKLOG),
         handled=app[METRICS].counter("voicegw_messages_total",
-                                     "Inbound messages answered, by channel and outcome"))
+                                     "Inbound messages answered, by channel and outcome"),
+        replays=app[METRICS].replays)
     yield
     await http.close()
 

@@ -112,6 +112,7 @@ class Messaging:
     profiles: TenantProfiles
     worker: MessageWorker
     handled: Family  # voicegw_messages_total{channel, outcome}
+    replays: Family  # voicegw_replays_total{channel, stage}
     clock_ms: Callable[[], int] = field(default=wall_clock_ms)
 
 

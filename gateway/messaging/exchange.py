@@ -98,9 +98,17 @@ async def answer(m: Messaging, msg: Inbound) -> str:
     session = CreditSession(m.credits, profile.card, policy_for(msg.channel, profile.card),
                             tenant, msg.credit_session_id, m.clock_ms,
                             meta={"inbound": msg.vendor_id, "customer": msg.customer})
+    grant = await session.start()
+    if grant.replayed:
+        # Each attempt has its own session id, so only a second run of this very attempt
+        # finds it: that run is not ours to continue, and the lease decides what follows.
+        log.warning("exchange %s not answered: its credit session is %s", msg.exchange_id,
+                    grant.status)
+        m.replays.inc(channel=msg.channel, stage="session")
+        return "superseded"
     # A paused tenant (below the cheapest billable step) is always below the policies'
     # minimum grant, so the reservation itself is the pause check.
-    if not (await session.start()).ok:
+    if not grant.ok:
         balance = await m.credits.balance(tenant)
         await send_paused_notice(m, msg, profile, balance.topped_up)
         return await _end(m, msg, "paused")

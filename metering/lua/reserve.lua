@@ -2,11 +2,16 @@
 -- KEYS: acct, session, live. ARGV: tenant, session_id, channel, requested, min_grant,
 -- validity_ms, overdraft_limit, now_ms, meta_json.
 -- Returns {status, held, final, expires_ms, written_off, billed}; status is granted,
--- replay (the session exists: nothing changes) or insufficient (nothing created).
+-- replay (the session is open: a retried INITIAL, answered with its current grant),
+-- closed (the session ended: it is never reopened) or insufficient (nothing created).
+-- Neither replay nor closed changes anything; neither lets a caller start a session.
 local acct, sess, live = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('EXISTS', sess) == 1 then
   local state = session_state(sess)
-  return {'replay', int(state[1]), state[2], int(state[3]), int(state[4]), int(state[5])}
+  if redis.call('HGET', sess, 'state') == 'open' then
+    return {'replay', int(state[1]), state[2], int(state[3]), int(state[4]), int(state[5])}
+  end
+  return {'closed', '0', 1, int(state[3]), int(state[4]), int(state[5])}
 end
 local min_grant = num(ARGV[5])
 local available = num(redis.call('HGET', acct, 'available'))

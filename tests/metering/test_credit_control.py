@@ -8,8 +8,10 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from metering.control import PHONE_POLICY, CreditSession
 from metering.credit_store import Balance, CreditStore, Grant
 from metering.keys import tenant_keys
+from metering.ratecard import default_rate_card
 
 T = "tenant-a"
 C = 1_000_000  # one credit in micro-credits
@@ -89,6 +91,54 @@ async def test_replays_change_nothing(store: CreditStore) -> None:
                                  min_grant=C, validity_ms=1, now_ms=4_000)
     assert unknown.status == "unknown"
     assert await store.balance(T) == before
+
+
+async def test_a_retried_initial_on_an_open_session_is_a_replay_not_a_start(
+        store: CreditStore) -> None:
+    first = await open_session(store)
+    await store.update(T, "s1", charged_total=4 * C, usage={"call_seconds": 3_000},
+                       target_held=30 * C, min_grant=C, validity_ms=60_000, now_ms=2_000)
+    before = (await store.balance(T), await store.session(T, "s1"), await outbox(store))
+    again = await open_session(store, now=5_000)
+    # The existing grant, as it stands now, and nothing to start on.
+    assert (again.status, again.held, again.billed, again.expires_ms) == (
+        "replay", 30 * C, 4 * C, 62_000)
+    assert not again.ok and again.replayed and first.ok and not first.replayed
+    assert (await store.balance(T), await store.session(T, "s1"), await outbox(store)) == before
+
+
+async def test_a_closed_session_is_never_reopened(store: CreditStore) -> None:
+    await open_session(store)
+    await store.terminate(T, "s1", charged_total=3 * C, usage={"call_seconds": 2_000},
+                          now_ms=2_000)
+    before = (await store.balance(T), await store.session(T, "s1"), await outbox(store))
+    for now in (3_000, 10_000_000):
+        reopened = await open_session(store, requested=50 * C, now=now)
+        assert (reopened.status, reopened.held, reopened.final, reopened.billed) == (
+            "closed", 0, True, 3 * C)
+        assert not reopened.ok and reopened.replayed
+    assert (await store.balance(T), await store.session(T, "s1"), await outbox(store)) == before
+    assert await store.live_sessions(T) == []
+
+
+async def test_a_credit_session_refused_as_a_replay_leaves_the_other_alone(
+        store: CreditStore) -> None:
+    card = default_rate_card()
+    live = CreditSession(store, card, PHONE_POLICY, T, "call_CAx", lambda: 1_000)
+    assert (await live.start()).ok and live.open
+    replayed = CreditSession(store, card, PHONE_POLICY, T, "call_CAx", lambda: 2_000)
+    grant = await replayed.start()
+    assert (grant.status, replayed.open) == ("replay", False)
+    assert await replayed.report({"call_seconds": 60_000}) is True  # nothing to go on with
+    await replayed.finish("settled", {}, {"call_seconds": 60_000})
+    # The live session is still open, holding what it held, and billed nothing more.
+    assert (await store.session(T, "call_CAx"))["state"] == "open"
+    assert await store.live_sessions(T) == ["call_CAx"]
+    settled = await live.finish("settled", {}, {"call_seconds": 1_000})
+    assert settled.status == "settled"
+    closed = CreditSession(store, card, PHONE_POLICY, T, "call_CAx", lambda: 3_000)
+    assert (await closed.start()).status == "closed" and not closed.open
+    assert (await store.balance(T)).billed == settled.billed
 
 
 async def test_insufficient_balance_creates_nothing(store: CreditStore) -> None:
@@ -200,4 +250,4 @@ async def test_a_batch_runs_many_calls_in_one_round_trip(store: CreditStore) -> 
     balance = await store.balance(T)
     assert (balance.billed, balance.reserved, balance.available) == (20 * C, 0, 80 * C)
     await store.redis.script_flush()  # a restarted server has no scripts: loaded again
-    assert (await store.run_batch(calls[:1]))[0].status == "replay"
+    assert (await store.run_batch(calls[:1]))[0].status == "closed"
