@@ -30,7 +30,7 @@ from metering.bounds import (
     BalanceLimit,
     OutOfBounds,
 )
-from metering.credit_store import CreditStore
+from metering.credit_store import CreditStore, _text
 from metering.keys import tenant_keys
 from metering.ratecard import load_rate_card
 from metering.rating import max_units_for_credits, rate_usage
@@ -47,7 +47,7 @@ def store(redis_client: aioredis.Redis, key_prefix: str) -> CreditStore:
 
 async def _account(store: CreditStore, tenant: str = T) -> dict[str, int]:
     raw = await store.redis.hgetall(tenant_keys(store.prefix, tenant).account)
-    return {key.decode(): int(value) for key, value in raw.items()}
+    return {_text(key): int(value) for key, value in raw.items()}
 
 
 def test_the_bounds_keep_every_script_sum_exact() -> None:
