@@ -45,7 +45,9 @@ async def create_tenant_handler(request: web.Request) -> web.Response:
         try:
             card_json = rate_card_to_dict(load_rate_card(body["rate_card"]))
         except RateCardError as exc:
-            raise invalid_field("rate_card", str(exc)) from exc
+            problem = invalid_field("rate_card", str(exc))
+            problem.extra["rate_card_field"] = exc.field  # "call_seconds.price"
+            raise problem from exc
     created = await create_tenant(request.app[PG_POOL], name, card_json)
     return web.json_response(
         {"id": str(created.id), "name": name, "api_key": created.api_key}, status=201

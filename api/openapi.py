@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from metering.bounds import MAX_TOPUP_CREDITS
+
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _ERRORS = {
     code: {"description": text, "content": {"application/problem+json": {"schema": _PROBLEM}}}
@@ -70,12 +72,16 @@ SPEC: dict[str, Any] = {
         "/v1/topups": {"post": {**_op(
             "Add credits, exactly once per Idempotency-Key", "201", "tenant",
             {"type": "object", "required": ["credits"],
-             "properties": {"credits": {"type": "integer", "minimum": 1},
+             "properties": {"credits": {"type": "integer", "minimum": 1,
+                                        "maximum": MAX_TOPUP_CREDITS},
                             "reference": {"type": "string", "maxLength": 200}}},
             [{"name": "Idempotency-Key", "in": "header", "required": True,
               "schema": {"type": "string", "maxLength": 255}}]),
             "description": "The same key again answers 200 with the first answer's body; the "
-                           "same key with another body answers 409."}},
+                           "same key with another body answers 409. A top-up that would take "
+                           "the balance past 10^9 credits answers 409 balance_limit (nothing "
+                           "recorded); 503 topup_pending means recorded but not yet "
+                           "credited: retry with the same key."}},
         "/v1/topups/{topup_id}": {"get": _op("One of your top-ups", "200", "tenant")},
         "/v1/balance": {"get": {**_op("Live balance", "200", "tenant"),
                                 "x-schema": _BALANCE}},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -13,9 +14,19 @@ from api.context import CREDIT_STORE, PG_POOL
 from api.problems import Problem
 from api.requests import json_object, optional_str, path_uuid, require_tenant, strict_int
 from api.usage import usage_handler
-from metering.topups import MAX_TOPUP_CREDITS, IdempotencyConflict, TopupResult, topup
+from metering.bounds import MAX_BALANCE_CREDITS, MAX_BALANCE_MICRO, BalanceLimit
+from metering.money import format_credits
+from metering.topups import (
+    MAX_TOPUP_CREDITS,
+    IdempotencyConflict,
+    TopupPending,
+    TopupResult,
+    topup,
+)
 
 MAX_IDEMPOTENCY_KEY = 255
+TOPUP_RETRY_AFTER_S = 1
+log = logging.getLogger("voicegw.topups")
 
 
 def _idempotency_key(request: web.Request) -> str:
@@ -42,6 +53,20 @@ async def create_topup(request: web.Request) -> web.Response:
     except IdempotencyConflict as exc:
         raise Problem(409, "idempotency_key_reused",
                       "this Idempotency-Key was used with a different request body") from exc
+    except BalanceLimit as exc:
+        raise Problem(409, "balance_limit",
+                      f"a balance may hold at most {MAX_BALANCE_CREDITS} credits; this top-up "
+                      "would pass it (nothing was recorded)",
+                      max_balance_credits=format_credits(MAX_BALANCE_MICRO),
+                      balance_credits=format_credits(exc.balance_micro)) from exc
+    except TopupPending as exc:
+        # The ledger has it; the live balance does not yet. No answer is stored, so a
+        # retry with the same key applies it and gets the first real answer.
+        log.warning("top-up %s recorded but not credited: %s", exc.topup_id, exc.__cause__)
+        raise Problem(503, "topup_pending",
+                      "the top-up is recorded but not yet credited; retry with the same "
+                      "Idempotency-Key to complete it", topup_id=str(exc.topup_id),
+                      headers={"Retry-After": str(TOPUP_RETRY_AFTER_S)}) from exc
     answer = await _first_answer(request, tenant_id, result)
     return web.json_response(answer, status=201 if result.created else 200)
 

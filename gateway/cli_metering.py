@@ -79,6 +79,11 @@ async def _reconcile_main(repair: bool) -> int:
     if not differences:
         print("Redis and the ledger agree for every tenant")
         return 0
+    refused = [d for d in differences if d.refused]
+    if refused:  # nothing written for these tenants: an operator must look
+        print(f"{len(differences)} differences, {len(refused)} NOT repaired: the ledger "
+              "holds values an account cannot store")
+        return 1
     print(f"{len(differences)} differences" + (" repaired from the ledger" if repair else ""))
     return 0 if repair else 1
 

@@ -15,6 +15,12 @@ Overdraft bound: a session is debited at most (everything it was granted) + its
 the account as `written_off`, never billed), so the available balance can fall below
 zero by at most the sum of the overdraft limits of the sessions that used theirs.
 Time (`now_ms`) is always passed in, never read from Redis, so scenarios can move the clock.
+
+Bounds (`metering.bounds`): every amount is checked here before a script runs, and every
+script checks again before it writes; a refusal raises `OutOfBounds` (`BalanceLimit` for
+a top-up the balance cannot take), never a wrapped or rounded integer. A session's cost
+above MAX_CHARGE_MICRO is reported as MAX_CHARGE_MICRO: no session is ever granted more,
+so nothing billable is lost.
 """
 
 from __future__ import annotations
@@ -27,8 +33,19 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
+from metering.bounds import (
+    MAX_BALANCE_MICRO,
+    MAX_CHARGE_MICRO,
+    MAX_LIFETIME_MICRO,
+    MAX_OVERDRAFT_MICRO,
+    MAX_UNITS,
+    BalanceLimit,
+    OutOfBounds,
+    check_amount,
+    lua_constants,
+)
 from metering.keys import check_id, live_pattern, tenant_keys, tenant_of_live_key
 
 EVENT_MARKER_TTL_S = 7 * 24 * 3600
@@ -36,7 +53,8 @@ EVENT_MARKER_TTL_S = 7 * 24 * 3600
 
 def _load(name: str) -> str:
     folder = resources.files("metering") / "lua"
-    return (folder / "lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+    return "\n".join((lua_constants(), (folder / "lib.lua").read_text(),
+                      (folder / f"{name}.lua").read_text()))
 
 
 @dataclass(frozen=True)
@@ -72,7 +90,7 @@ class Settlement:
 
 @dataclass(frozen=True)
 class Charge:
-    status: str  # charged | replay | insufficient
+    status: str  # charged | replay | insufficient (out_of_bounds raises OutOfBounds)
     micro: int
 
 
@@ -92,6 +110,18 @@ def _non_negative(name: str, value: int) -> int:
     return value
 
 
+def _charged(value: int) -> int:
+    """A session's cost as the scripts take it: capped at the maximum charge."""
+    return min(_non_negative("charged_total", value), MAX_CHARGE_MICRO)
+
+
+def _usage(value: dict[str, int] | None) -> str:
+    """Usage as JSON for the scripts, every count within MAX_UNITS (cjson reads doubles)."""
+    for meter, units in (value or {}).items():
+        check_amount(f"usage.{meter}", units, MAX_UNITS)
+    return _json_object("usage", value)
+
+
 def _json_object(name: str, value: dict[str, Any] | None) -> str:
     if value is None:
         return ""
@@ -106,6 +136,14 @@ def month_of(now_ms: int) -> str:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bounds_error(exc: ResponseError) -> Exception:
+    """A script's OUT_OF_BOUNDS error reply as OutOfBounds; any other error unchanged."""
+    message = str(exc)
+    if message.startswith("OUT_OF_BOUNDS"):
+        return OutOfBounds("amount", message.removeprefix("OUT_OF_BOUNDS ").split(" script:")[0])
+    return exc
 
 
 def _settlement(reply: list[Any]) -> Settlement:
@@ -143,6 +181,12 @@ class CreditStore:
         self._shas: dict[str, str] = {}
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self._run_script(name, keys, args)
+        except ResponseError as exc:
+            raise _bounds_error(exc) from exc
+
+    async def _run_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         sha = self._shas.get(name)
         if sha is not None:
             try:
@@ -168,6 +212,8 @@ class CreditStore:
             except NoScriptError:
                 self._shas.clear()  # the server lost its scripts: load them and run again
                 return await self.run_batch(calls)
+            except ResponseError as exc:
+                raise _bounds_error(exc) from exc
         return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
 
     def update_call(
@@ -177,12 +223,12 @@ class CreditStore:
     ) -> ScriptCall:
         k = tenant_keys(self.prefix, tenant)
         check_id("session id", session_id)
-        for name, value in (("charged_total", charged_total), ("target_held", target_held),
-                            ("min_grant", min_grant), ("validity_ms", validity_ms),
-                            ("now_ms", now_ms)):
+        for name, value in (("validity_ms", validity_ms), ("now_ms", now_ms)):
             _non_negative(name, value)
+        check_amount("target_held", target_held, MAX_CHARGE_MICRO)
+        check_amount("min_grant", min_grant, MAX_CHARGE_MICRO)
         return ScriptCall("update", [k.account, k.session(session_id), k.live, k.outbox],
-                          [session_id, charged_total, _json_object("usage", usage),
+                          [session_id, _charged(charged_total), _usage(usage),
                            target_held, min_grant, validity_ms, now_ms,
                            _json_object("details", details)], _grant)
 
@@ -193,8 +239,8 @@ class CreditStore:
         k = tenant_keys(self.prefix, tenant)
         check_id("session id", session_id)
         return ScriptCall("record", [k.account, k.session(session_id), k.outbox],
-                          [session_id, _non_negative("charged_total", charged_total),
-                           _json_object("usage", usage), _non_negative("now_ms", now_ms),
+                          [session_id, _charged(charged_total), _usage(usage),
+                           _non_negative("now_ms", now_ms),
                            _json_object("details", details)], _grant)
 
     def reserve_call(
@@ -204,10 +250,11 @@ class CreditStore:
         k = tenant_keys(self.prefix, tenant)
         check_id("session id", session_id)
         check_id("channel", channel)
-        for name, value in (("requested", requested), ("min_grant", min_grant),
-                            ("validity_ms", validity_ms), ("overdraft_limit", overdraft_limit),
-                            ("now_ms", now_ms)):
+        for name, value in (("validity_ms", validity_ms), ("now_ms", now_ms)):
             _non_negative(name, value)
+        check_amount("requested", requested, MAX_CHARGE_MICRO)
+        check_amount("min_grant", min_grant, MAX_CHARGE_MICRO)
+        check_amount("overdraft_limit", overdraft_limit, MAX_OVERDRAFT_MICRO)
         return ScriptCall("reserve", [k.account, k.session(session_id), k.live],
                           [tenant, session_id, channel, requested, min_grant, validity_ms,
                            overdraft_limit, now_ms, _json_object("meta", meta) or "{}"], _grant)
@@ -220,11 +267,11 @@ class CreditStore:
         k = tenant_keys(self.prefix, tenant)
         check_id("session id", session_id)
         check_id("end status", end_status)
-        total = -1 if charged_total is None else _non_negative("charged_total", charged_total)
+        total = -1 if charged_total is None else _charged(charged_total)
         month = k.month(month_of(now_ms))
         return ScriptCall("terminate", [k.account, k.session(session_id), k.live, k.outbox,
                                         month],
-                          [session_id, total, _json_object("usage", usage),
+                          [session_id, total, _usage(usage),
                            _non_negative("now_ms", now_ms), end_status,
                            _json_object("details", details), "sweep" if sweep else "stop"],
                           _settlement)
@@ -233,11 +280,19 @@ class CreditStore:
         return call.parse(await self._run(call.script, call.keys, call.args))
 
     async def apply_topup(self, tenant: str, topup_id: str, micro: int) -> bool:
+        """Credits a committed top-up once; False if it was applied before. Raises
+        BalanceLimit when the balance would pass its maximum (nothing is credited)."""
         k = tenant_keys(self.prefix, tenant)
         check_id("topup id", topup_id)
-        if _non_negative("micro", micro) == 0:
+        if check_amount("micro", micro, MAX_BALANCE_MICRO) == 0:
             raise ValueError("a top-up must add credit")
-        return bool(await self._run("topup", [k.account, k.topups], [topup_id, micro]))
+        status = _text(await self._run("topup", [k.account, k.topups], [topup_id, micro]))
+        if status == "balance_limit":
+            balance = await self.balance(tenant)
+            raise BalanceLimit(balance.available + balance.reserved, micro)
+        if status == "out_of_bounds":
+            raise OutOfBounds("topped_up", f"the lifetime total may reach {MAX_LIFETIME_MICRO}")
+        return status == "applied"
 
     async def reserve(
         self, tenant: str, session_id: str, *, channel: str, requested: int, min_grant: int,
@@ -293,9 +348,10 @@ class CreditStore:
         check_id("channel", channel)
         reply = await self._run(
             "charge", [k.account, k.event(event_id), k.outbox],
-            [tenant, event_id, channel, _non_negative("micro", micro),
-             _json_object("usage", usage), _non_negative("now_ms", now_ms),
-             EVENT_MARKER_TTL_S])
+            [tenant, event_id, channel, check_amount("micro", micro, MAX_CHARGE_MICRO),
+             _usage(usage), _non_negative("now_ms", now_ms), EVENT_MARKER_TTL_S])
+        if reply[0] == b"out_of_bounds":
+            raise OutOfBounds("billed", f"the lifetime total may reach {MAX_LIFETIME_MICRO}")
         return Charge(reply[0].decode(), int(reply[1]))
 
     async def month_to_date(self, tenant: str, now_ms: int) -> dict[str, int]:
@@ -347,6 +403,15 @@ class CreditStore:
 
     async def rebuild(self, tenant: str, *, topped_up: int, billed: int,
                       topup_ids: list[str]) -> int:
+        """Sets the account from ledger totals; the new available balance. Raises
+        OutOfBounds (and writes nothing) for totals the account cannot hold."""
         k = tenant_keys(self.prefix, tenant)
-        return int(await self._run("rebuild", [k.account, k.topups],
-                                   [topped_up, billed, *topup_ids]))
+        check_amount("topped_up", topped_up, MAX_LIFETIME_MICRO)
+        check_amount("billed", billed, MAX_LIFETIME_MICRO)
+        balance = check_amount("balance", topped_up - billed, MAX_BALANCE_MICRO,
+                               -MAX_BALANCE_MICRO)
+        status, available = await self._run("rebuild", [k.account, k.topups],
+                                             [topped_up, billed, balance, *topup_ids])
+        if status != b"rebuilt":
+            raise OutOfBounds("balance", "the ledger's totals are beyond what the account holds")
+        return int(available)

@@ -12,6 +12,11 @@ A card is a mapping (from TOML or JSON):
     tiers = [{ up_to = 600000, price = "95" }, { price = "80" }]   # graduated, optional
 
 `inherit = "default"` takes every meter the card does not name from the default card.
+
+Bounds (`metering.bounds`): a price is at most MAX_PRICE_CREDITS per block with at most
+MAX_PRICE_SCALE decimal places; block, increment, minimum, free_allowance and tier up_to
+are at most MAX_UNITS. So the rating of any session usage (each meter's count is at most
+MAX_UNITS too) is exact and never overflows decimal's precision.
 """
 
 from __future__ import annotations
@@ -24,13 +29,19 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from metering.bounds import MAX_PRICE_CREDITS, MAX_PRICE_SCALE, MAX_PRICE_TEXT, MAX_UNITS
 from metering.meters import METER_NAMES
 
 MICRO = 1_000_000  # micro-credits per credit
 
 
 class RateCardError(ValueError):
-    """A rate card that cannot be used; the message names the meter and the field."""
+    """A rate card that cannot be used; the message names the meter and the field, and
+    `field` holds that name ("call_seconds.price", "name")."""
+
+    @property
+    def field(self) -> str:
+        return str(self).partition(":")[0]
 
 
 @dataclass(frozen=True)
@@ -70,13 +81,28 @@ def _price(meter: str, field: str, value: Any) -> Decimal:
         raise RateCardError(f"{meter}.{field}: write prices as strings or integers, not floats")
     if not isinstance(value, (int, str)):
         raise RateCardError(f"{meter}.{field}: must be a decimal string or an integer")
+    if isinstance(value, str) and len(value) > MAX_PRICE_TEXT:
+        raise RateCardError(f"{meter}.{field}: at most {MAX_PRICE_TEXT} characters")
     try:
         price = Decimal(value)
     except InvalidOperation:
         raise RateCardError(f"{meter}.{field}: {value!r} is not a decimal number") from None
     if not price.is_finite() or price < 0:
         raise RateCardError(f"{meter}.{field}: must be a finite number >= 0")
+    if price > MAX_PRICE_CREDITS:
+        raise RateCardError(f"{meter}.{field}: at most {MAX_PRICE_CREDITS} credits per block")
+    if _scale(price) > MAX_PRICE_SCALE:
+        raise RateCardError(f"{meter}.{field}: at most {MAX_PRICE_SCALE} decimal places")
     return price
+
+
+def _scale(price: Decimal) -> int:
+    """Decimal places without trailing zeros ("1.50" has 1), counted exactly (normalize()
+    would round to the context's precision first)."""
+    _, digits, exponent = price.as_tuple()
+    assert isinstance(exponent, int)  # finite: checked before
+    significant = "".join(map(str, digits)).rstrip("0")
+    return -exponent - (len(digits) - len(significant)) if significant else 0
 
 
 def _count(meter: str, field: str, value: Any, *, positive: bool) -> int:
@@ -84,6 +110,8 @@ def _count(meter: str, field: str, value: Any, *, positive: bool) -> int:
         raise RateCardError(f"{meter}.{field}: must be an integer")
     if value < (1 if positive else 0):
         raise RateCardError(f"{meter}.{field}: must be {'> 0' if positive else '>= 0'}")
+    if value > MAX_UNITS:
+        raise RateCardError(f"{meter}.{field}: at most {MAX_UNITS}")
     return value
 
 

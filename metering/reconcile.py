@@ -3,16 +3,19 @@
 The ledger of record is PostgreSQL: top-ups minus settled debits. Redis must show the
 same top-ups and debits, and available = top-ups - debits - open reservations. Compare
 after the sink has drained (the CLI drains first), or the newest debits are still on
-their way. `repair` rebuilds each differing tenant from the ledger (Redis lost its data).
+their way. `repair` rebuilds each differing tenant from the ledger (Redis lost its data),
+unless the ledger's totals are beyond what an account can hold (`metering.bounds`): then
+nothing is written and the differences say why (`refused`), for an operator to decide.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 
+from metering.bounds import OutOfBounds
 from metering.credit_store import CreditStore
 
 
@@ -22,10 +25,12 @@ class Difference:
     field: str
     redis: int
     ledger: int
+    refused: str = ""  # why --repair did not repair it
 
     def __str__(self) -> str:
-        return (f"tenant {self.tenant}: {self.field} redis={self.redis} ledger={self.ledger} "
+        text = (f"tenant {self.tenant}: {self.field} redis={self.redis} ledger={self.ledger} "
                 f"(difference {self.redis - self.ledger:+d} micro-credits)")
+        return f"{text}; NOT repaired: {self.refused}" if self.refused else text
 
 
 @dataclass(frozen=True)
@@ -62,14 +67,18 @@ async def reconcile_tenant(pool: asyncpg.Pool, store: CreditStore,
 
 async def reconcile(pool: asyncpg.Pool, store: CreditStore, *,
                     repair: bool = False) -> list[Difference]:
-    """Every difference found (before repair, when repairing)."""
+    """Every difference found (before repair, when repairing; those a repair refused carry
+    the reason in `refused`)."""
     tenants = [row["id"] for row in await pool.fetch("SELECT id FROM tenants ORDER BY id")]
     found: list[Difference] = []
     for tenant in tenants:
         differences = await reconcile_tenant(pool, store, tenant)
-        found.extend(differences)
         if differences and repair:
             ledger = await ledger_totals(pool, tenant)
-            await store.rebuild(str(tenant), topped_up=ledger.topped_up, billed=ledger.billed,
-                                topup_ids=ledger.topup_ids)
+            try:
+                await store.rebuild(str(tenant), topped_up=ledger.topped_up,
+                                    billed=ledger.billed, topup_ids=ledger.topup_ids)
+            except OutOfBounds as exc:
+                differences = [replace(d, refused=str(exc)) for d in differences]
+        found.extend(differences)
     return found

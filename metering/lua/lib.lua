@@ -1,9 +1,17 @@
--- Shared helpers, prepended to every credit-control script.
--- Amounts are integer micro-credits. Lua numbers are doubles: exact up to 2^53, far above
--- any balance (9 * 10^9 credits), but tostring() would print large ones as 1e+15, so
--- every number written back goes through int().
+-- Shared helpers, prepended to every credit-control script (after the MAX_* bounds of
+-- metering/bounds.py). Amounts are integer micro-credits. Lua numbers are doubles: exact
+-- up to 2^53; the bounds keep every sum a script forms far below it. tostring() would
+-- print large numbers as 1e+15, so every number written back goes through int().
 local function int(n) return string.format('%d', n) end
 local function num(v) return tonumber(v) or 0 end
+
+-- Refuses a value beyond a bound with an OUT_OF_BOUNDS error reply. Only call it before
+-- the script's first write: Redis does not roll a script back.
+local function within(value, bound, what)
+  if value > bound then
+    error({err = 'OUT_OF_BOUNDS ' .. what .. ' would pass its maximum ' .. int(bound)})
+  end
+end
 
 -- Debits a session's newly reported cost. Cost comes out of the session's held
 -- reservation first, then out of the available balance, but a session is never debited
@@ -13,6 +21,10 @@ local function debit(acct, sess, outbox, sid, charged_total, usage_json, now)
   local s = redis.call('HMGET', sess, 'charged', 'held', 'granted_total', 'billed',
                        'overdraft_limit', 'tenant', 'channel', 'seq')
   local charged, held, granted, billed, limit = num(s[1]), num(s[2]), num(s[3]), num(s[4]), num(s[5])
+  within(charged_total, MAX_CHARGE, 'charged_total')
+  local totals = redis.call('HMGET', acct, 'billed', 'written_off')
+  within(math.max(num(totals[1]), num(totals[2])) + charged_total - charged, MAX_LIFETIME,
+         'the billed total')
   if usage_json ~= '' then redis.call('HSET', sess, 'usage', usage_json) end
   local delta = charged_total - charged
   if delta <= 0 then return 0 end
@@ -44,13 +56,15 @@ end
 -- Tops the session's held reservation up to `target` from the available balance. When the
 -- balance cannot cover it all (or less than `min_grant` is left), what is granted is FINAL.
 local function top_up_hold(acct, sess, target, min_grant)
-  local s = redis.call('HMGET', sess, 'held', 'final')
+  local s = redis.call('HMGET', sess, 'held', 'final', 'granted_total')
   local held, final = num(s[1]), num(s[2])
   if final == 1 or held >= target then return final end
   local available = num(redis.call('HGET', acct, 'available'))
   local wanted = target - held
+  -- A session can cost at most MAX_CHARGE, so it is never granted more in all.
+  local room = math.max(MAX_CHARGE - num(s[3]), 0)
   local grant = 0
-  if available >= min_grant and available > 0 then grant = math.min(wanted, available) end
+  if available >= min_grant and available > 0 then grant = math.min(wanted, available, room) end
   if grant < wanted then final = 1 end
   if grant > 0 then
     redis.call('HINCRBY', acct, 'available', int(-grant))

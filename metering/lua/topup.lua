@@ -1,6 +1,16 @@
 -- Credit a committed top-up to the live balance, once per top-up id.
--- KEYS: acct, applied top-up ids. ARGV: topup_id, micro. Returns 1 if applied now.
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'topped_up', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'available', ARGV[2])
-return 1
+-- KEYS: acct, applied top-up ids. ARGV: topup_id, micro.
+-- Returns applied, replay (applied before: nothing changes), balance_limit (the balance
+-- would pass MAX_BALANCE) or out_of_bounds (a lifetime total would pass MAX_LIFETIME).
+-- Every check comes before the first write: a refused top-up leaves no trace.
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 'replay' end
+local micro = num(ARGV[2])
+local a = redis.call('HMGET', KEYS[1], 'topped_up', 'available', 'reserved')
+if micro <= 0 or micro > MAX_BALANCE or num(a[1]) + micro > MAX_LIFETIME then
+  return 'out_of_bounds'
+end
+if num(a[2]) + num(a[3]) + micro > MAX_BALANCE then return 'balance_limit' end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'topped_up', int(micro))
+redis.call('HINCRBY', KEYS[1], 'available', int(micro))
+return 'applied'
