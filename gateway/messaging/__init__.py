@@ -58,7 +58,10 @@ async def _messaging_ctx(app: web.Application) -> AsyncIterator[None]:
         profiles=TenantProfiles(app[PG_POOL]),
         worker=MessageWorker(CONCURRENCY, MAX_BACKLOG),
         handled=app[METRICS].counter("voicegw_messages_total",
-                                     "Inbound messages answered, by channel and outcome"))
+                                     "Inbound messages answered, by channel and outcome"),
+        unsent=app[METRICS].counter("voicegw_message_replies_unsent_total",
+                                    "Replies not sent, by channel and reason "
+                                    "(insufficient_credit: the balance cannot pay for one)"))
     yield
     await http.close()
 
