@@ -7,9 +7,9 @@ the settled call record and the credits it cost. The STT emulator only "hears" t
 was told about: pass `--emulators` (its base URL) so the caller registers them, and so
 the agent's side of the conversation can be read back from the LLM emulator.
 
-Against `voicegw dev`, no flags are needed: run in the directory `make run` runs in (or
-set VOICEGW_DEV_DIR to its data directory) and every value comes from the `running`
-section of `.voicegw/dev.json`; any flag given wins over it.
+Against `voicegw dev`, no flags are needed: without `--gateway`, the caller runs in the
+directory `make run` runs in (or set VOICEGW_DEV_DIR to its data directory) and every
+value comes from the `running` section of `.voicegw/dev.json`; other flags given win.
 
     python -m load.caller_cli
     python -m load.caller_cli --say "Can I book a cleaning on Friday?" --wav call.wav
@@ -78,7 +78,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="do not hang up after the last reply (wait for the gateway)")
     args = parser.parse_args(argv)
     args.say = args.say or [DEFAULT_SAY]
-    if any(getattr(args, flag) is None for flag in FROM_DEV):
+    if args.gateway is None:  # find a running voicegw dev
         try:
             dev = find_dev()
         except NoDevGateway as exc:

@@ -6,8 +6,9 @@ X-Twilio-Signature (the auth token, over `--public-url`). With `--emulators`, th
 first tells the Graph emulator that the customer wrote (opening their 24-hour window, as
 Meta knows), then waits for the reply at the emulators and prints it.
 
-Against `voicegw dev`, only the channel is needed: every value comes from the `running`
-section of `.voicegw/dev.json` (or `$VOICEGW_DEV_DIR/dev.json`); flags given win.
+Against `voicegw dev`, only the channel is needed: without `--gateway`, every value comes
+from the `running` section of `.voicegw/dev.json` (or `$VOICEGW_DEV_DIR/dev.json`); other
+flags given win.
 
     python -m load.message_cli whatsapp
     python -m load.message_cli sms --text "Can I book a cleaning next week?"
@@ -64,7 +65,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--emulators", help="the emulators' base URL, to wait for the reply")
     parser.add_argument("--wait-s", type=float, default=30.0)
     args = parser.parse_args(argv)
-    if any(getattr(args, flag) is None for flag in FROM_DEV):
+    if args.gateway is None:  # find a running voicegw dev
         try:
             dev = find_dev()
         except NoDevGateway as exc:
