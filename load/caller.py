@@ -119,6 +119,7 @@ class SimulatedCall:
         self._waiting_since: float | None = None  # end of the caller's last utterance
         self._t0 = 0.0
         self._replied_since_last = False
+        self.started = False  # the media stream is open: the call is placed and billed
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -150,6 +151,7 @@ class SimulatedCall:
             await ws.send_str(twilio_wire.start(self.stream_sid, self.result.call_sid,
                                                 self.endpoint.account_sid, twiml.parameters))
             self._t0 = time.monotonic()
+            self.started = True
             receiver = asyncio.create_task(self._receive(ws))
             try:
                 await self._talk(ws, receiver)

@@ -7,11 +7,19 @@ the settled call record and the credits it cost. The STT emulator only "hears" t
 was told about: pass `--emulators` (its base URL) so the caller registers them, and so
 the agent's side of the conversation can be read back from the LLM emulator.
 
-Example against `voicegw dev` (values from its banner):
+Against `voicegw dev`, no flags are needed: without `--gateway`, the caller runs in the
+directory `make run` runs in (or set VOICEGW_DEV_DIR to its data directory) and every
+value comes from the `running` section of `.voicegw/dev.json`; other flags given win.
+
+    python -m load.caller_cli
+    python -m load.caller_cli --say "Can I book a cleaning on Friday?" --wav call.wav
+
+The explicit form (the banner of `voicegw dev` prints it with every value filled in;
+the emulators listen on a port of their own, named on the banner's `emulators` line):
 
     python -m load.caller_cli --gateway http://127.0.0.1:8080 --auth-token $TWILIO_TOKEN \\
         --account-sid $TWILIO_SID --to +15550100001 --api-key $DEMO_API_KEY \\
-        --emulators http://127.0.0.1:8090 --say "I would like to book an appointment \\
+        --emulators $EMULATORS_URL --say "I would like to book an appointment \\
         tomorrow at 3pm" --wav call.wav
 """
 
@@ -29,6 +37,14 @@ from typing import Any
 import aiohttp
 
 from load.caller import CallResult, CallScript, Endpoint, SimulatedCall
+from load.dev_info import NoDevGateway, find_dev
+
+DEFAULT_SAY = "I would like to book an appointment tomorrow at 3pm"
+DEFAULT_GATEWAY = "http://127.0.0.1:8080"
+# Flag -> the key of dev.json's `running` section that fills it when not given.
+FROM_DEV = {"gateway": "gateway_url", "public_url": "public_url",
+            "auth_token": "twilio_auth_token", "account_sid": "twilio_account_sid",
+            "to": "demo_number", "api_key": "demo_api_key", "emulators": "emulators_url"}
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,18 +53,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     env = os.environ.get
-    parser.add_argument("--gateway", default="http://127.0.0.1:8080",
-                        help="where the gateway listens (default %(default)s)")
+    parser.add_argument("--gateway", help="where the gateway listens (default: voicegw dev's, "
+                        f"else {DEFAULT_GATEWAY})")
     parser.add_argument("--public-url", help="the gateway's VOICEGW_PUBLIC_URL, which "
                         "signatures are checked against (default: --gateway)")
     parser.add_argument("--auth-token", default=env("VOICEGW_TWILIO_AUTH_TOKEN"),
                         help="Twilio auth token the gateway checks signatures with "
                              "(default $VOICEGW_TWILIO_AUTH_TOKEN)")
-    parser.add_argument("--account-sid", default=env("VOICEGW_TWILIO_ACCOUNT_SID", "AC" + "0" * 32))
-    parser.add_argument("--to", required=True, help="the tenant's number")
+    parser.add_argument("--account-sid", default=env("VOICEGW_TWILIO_ACCOUNT_SID"))
+    parser.add_argument("--to", help="the tenant's number")
     parser.add_argument("--from", dest="caller", default="+15557654321")
     parser.add_argument("--say", action="append", default=[], metavar="TEXT",
-                        help="an utterance; repeat for several turns")
+                        help=f"an utterance; repeat for several turns (default {DEFAULT_SAY!r})")
     parser.add_argument("--wav", type=Path, help="write the agent's audio here")
     parser.add_argument("--api-key", default=env("VOICEGW_API_KEY"),
                         help="the tenant's API key: print the call record and its cost")
@@ -61,9 +77,39 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stay", action="store_true",
                         help="do not hang up after the last reply (wait for the gateway)")
     args = parser.parse_args(argv)
-    if not args.auth_token:
-        parser.error("--auth-token (or VOICEGW_TWILIO_AUTH_TOKEN) is required")
+    args.say = args.say or [DEFAULT_SAY]
+    if args.gateway is None:  # find a running voicegw dev
+        try:
+            dev = find_dev()
+        except NoDevGateway as exc:
+            if args.auth_token is None or args.to is None:
+                parser.error(str(exc))
+        else:
+            filled = [flag for flag in FROM_DEV if getattr(args, flag) is None]
+            for flag in filled:
+                setattr(args, flag, dev[FROM_DEV[flag]])
+            print(f"using voicegw dev from {dev.path} for "
+                  + ", ".join("--" + flag.replace("_", "-") for flag in filled))
+    args.gateway = args.gateway or DEFAULT_GATEWAY
+    args.account_sid = args.account_sid or "AC" + "0" * 32
     return args
+
+
+async def _check_reachable(http: aiohttp.ClientSession, args: argparse.Namespace) -> str | None:
+    """Why the call cannot be placed (before placing it), or None."""
+    checks = [(args.gateway.rstrip("/") + "/readyz", "the gateway")]
+    if args.emulators:
+        checks.append((args.emulators.rstrip("/") + "/_emulator/messaging/stats",
+                       "the vendor emulators (--emulators)"))
+    for url, what in checks:
+        try:
+            async with http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as response:
+                if response.status == 200:
+                    continue
+                return f"{what} at {url} answered {response.status}"
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return f"{what} did not answer at {url} ({exc}): is voicegw dev running?"
+    return None
 
 
 async def _chat_count(http: aiohttp.ClientSession, emulators: str | None) -> int | None:
@@ -82,11 +128,14 @@ async def _agent_lines(http: aiohttp.ClientSession, emulators: str | None, since
     followed one of our utterances, or a tool result)."""
     if emulators is None or since is None:
         return None
-    async with http.get(emulators.rstrip("/") + "/_emulator/chat/log",
-                        params={"since": str(since)}) as response:
-        if response.status != 200:
-            return None
-        entries: list[dict[str, Any]] = (await response.json())["entries"]
+    try:
+        async with http.get(emulators.rstrip("/") + "/_emulator/chat/log",
+                            params={"since": str(since)}) as response:
+            if response.status != 200:
+                return None
+            entries: list[dict[str, Any]] = (await response.json())["entries"]
+    except (aiohttp.ClientError, OSError, ValueError, KeyError):
+        return None  # the call is what matters; its transcript is a bonus
     ours = {" ".join(text.split()) for text in said}
     lines = []
     for entry in entries:
@@ -160,15 +209,30 @@ async def _main(args: argparse.Namespace) -> int:
                         barge_in_after_s=args.barge_in_after_s, max_call_s=args.max_call_s,
                         hang_up_when_done=not args.stay)
     async with aiohttp.ClientSession() as http:
+        problem = await _check_reachable(http, args)
+        if problem is not None:
+            print(f"no call placed: {problem}", file=sys.stderr)
+            return 2
+        print(f"calling {args.to} from {args.caller} through {args.gateway}, saying "
+              + "; ".join(repr(text) for text in script.utterances), flush=True)
         since = await _chat_count(http, args.emulators)
         call = SimulatedCall(endpoint, args.to, args.caller, script, http)
-        result = await call.run()
+        try:
+            result = await call.run()
+        except (aiohttp.ClientError, OSError, RuntimeError) as exc:
+            if not call.started:
+                print(f"no call placed: {exc}", file=sys.stderr)
+                return 1
+            # Placed (and billed): say what broke, and still show its record.
+            print(f"call {call.result.call_sid} was placed, then broke off: {exc}",
+                  file=sys.stderr)
+            result = call.result
         agent = await _agent_lines(http, args.emulators, since, result.said)
         _print_result(result, agent)
         if args.wav is not None and not result.refused_with:
             call.save_wav(args.wav)
             print(f"  agent audio written to {args.wav}")
-        if args.api_key and not result.refused_with:
+        if args.api_key and call.started:
             _print_record(await _call_record(http, args.gateway, args.api_key,
                                              result.call_sid))
     return 0 if result.refused_with or len(result.turn_latencies_ms) >= len(result.said) else 1
@@ -179,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         sys.exit(asyncio.run(_main(args)))
     except (aiohttp.ClientError, OSError, RuntimeError) as exc:
-        print(f"call failed: {exc}", file=sys.stderr)
+        print(f"caller stopped: {exc}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -62,7 +62,10 @@ async def _messaging_ctx(app: web.Application) -> AsyncIterator[None]:
         worker=MessageWorker(CONCURRENCY, MAX_BACKLOG),
         handled=app[METRICS].counter("voicegw_messages_total",
                                      "Inbound messages answered, by channel and outcome"),
-        replays=app[METRICS].replays)
+        replays=app[METRICS].replays,
+        unsent=app[METRICS].counter("voicegw_message_replies_unsent_total",
+                                    "Replies not sent, by channel and reason "
+                                    "(insufficient_credit: the balance cannot pay for one)"))
     yield
     await http.close()
 

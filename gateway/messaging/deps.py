@@ -32,26 +32,17 @@ from gateway.messaging.worker import MessageWorker
 from gateway.metrics import Family
 from metering.agent_configs import AgentConfig, agent_config_for
 from metering.cards import card_for_tenant
-from metering.control import CHAT_POLICY, SessionPolicy
+from metering.channels import channel_policy
+from metering.control import SessionPolicy
 from metering.credit_store import CreditStore
 from metering.meters import Meter
-from metering.ratecard import MICRO, RateCard
-from metering.rating import rate_meter
+from metering.ratecard import RateCard
 
-MAX_REPLY_SEGMENTS = 3  # an SMS reply is cut (between graphemes) to at most this many
 PROFILE_TTL_S = 30.0  # a changed rate card or agent config applies within this
 
 
-def sms_policy(card: RateCard) -> SessionPolicy:
-    """Holds enough for the tokens and a reply of MAX_REPLY_SEGMENTS; starts only when the
-    tenant can afford one segment and a short prompt."""
-    segment = rate_meter(card.rate(Meter.SMS_SENT_SEGMENTS), 1)
-    return SessionPolicy("sms", 100 * MICRO + MAX_REPLY_SEGMENTS * segment, 30 * MICRO,
-                         segment + 20 * MICRO, 300_000, 50 * MICRO)
-
-
 def policy_for(channel: str, card: RateCard) -> SessionPolicy:
-    return CHAT_POLICY if channel == "whatsapp" else sms_policy(card)
+    return channel_policy(channel, card)
 
 
 def inbound_usage(channel: str, segments: int | None) -> tuple[str, int]:
@@ -113,6 +104,7 @@ class Messaging:
     worker: MessageWorker
     handled: Family  # voicegw_messages_total{channel, outcome}
     replays: Family  # voicegw_replays_total{channel, stage}
+    unsent: Family  # voicegw_message_replies_unsent_total{channel, reason}
     clock_ms: Callable[[], int] = field(default=wall_clock_ms)
 
 

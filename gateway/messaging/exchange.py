@@ -21,7 +21,6 @@ from agents.text_agent import AgentReply, AgentUnavailable, TextTurn
 from gateway.codecs.sms_segments import count_segments, truncate_to_segments
 from gateway.messaging import store
 from gateway.messaging.deps import (
-    MAX_REPLY_SEGMENTS,
     Messaging,
     TenantProfile,
     inbound_usage,
@@ -30,6 +29,7 @@ from gateway.messaging.deps import (
 )
 from gateway.messaging.store import Inbound, Outbound
 from gateway.messaging.vendors import Sent
+from metering.channels import MAX_REPLY_SEGMENTS, needed_to_run
 from metering.control import CreditSession
 from metering.meters import Meter
 from metering.rating import rate_meter
@@ -110,8 +110,10 @@ async def answer(m: Messaging, msg: Inbound) -> str:
     # minimum grant, so the reservation itself is the pause check.
     if not grant.ok:
         balance = await m.credits.balance(tenant)
+        reason = _short_of_credit(m, msg, needed_to_run(msg.channel, profile.card),
+                                  balance.available)
         await send_paused_notice(m, msg, profile, balance.topped_up)
-        return await _end(m, msg, "paused")
+        return await _end(m, msg, "paused", error=reason)
     try:
         return await _converse(m, msg, profile, session)
     except Exception:
@@ -136,9 +138,13 @@ async def _converse(m: Messaging, msg: Inbound, profile: TenantProfile,
         return await _end(m, msg, "failed", error={"detail": str(exc)})
     text = _affordable(msg, session, reply.text)
     if not text:
+        reason = None
+        if reply.text:  # the agent answered; the held credit cannot pay one segment
+            segment = rate_meter(session.card.rate(Meter.SMS_SENT_SEGMENTS), 1)
+            reason = _short_of_credit(m, msg, segment, session.remaining)
         await session.finish(details=exchange_record(reply, outcome="no_reply"))
         await m.history.append(tenant, msg.channel, msg.customer, reply.messages[:1])
-        return await _end(m, msg, "no_reply")
+        return await _end(m, msg, "no_reply", error=reason)
     if not await store.move(m.pool, msg, "sending", session_id=session.session_id):
         await session.finish(details=exchange_record(reply, outcome="superseded"))
         return "superseded"
@@ -151,6 +157,18 @@ def exchange_record(reply: AgentReply, /, **details: Any) -> dict[str, Any]:
     calls whose record could not be saved (the customer was told it did not go through)."""
     return {**details, "tool_outcomes": [o.event_id for o in reply.outcomes],
             "tool_failures": [f.to_json() for f in reply.tool_failures]}
+
+
+def _short_of_credit(m: Messaging, msg: Inbound, needed: int, available: int
+                     ) -> dict[str, Any]:
+    """A reply not sent for lack of credit: logged, counted, and the reason returned for
+    the message's record (never silent: the tenant must learn why a customer got none)."""
+    log.warning("%s reply to %s not sent: %d micro-credits available, %d needed",
+                msg.channel, msg.vendor_id, available, needed,
+                extra={"tenant_id": str(msg.tenant_id), "event": "reply_not_sent"})
+    m.unsent.inc(channel=msg.channel, reason="insufficient_credit")
+    return {"reason": "insufficient_credit", "needed_micro_credits": needed,
+            "available_micro_credits": available}
 
 
 def _affordable(msg: Inbound, session: CreditSession, text: str) -> str:

@@ -7,6 +7,7 @@ customer wrote; the emulator has to be told) and count what was sent.
 
 - `POST /_emulator/messaging/windows` `{"phone_number_id": ..., "customers": [...]}`
 - `GET /_emulator/messaging/stats` -> `{"graph_messages": n, "twilio_messages": n}`
+- `GET /_emulator/messaging/sent?to=<customer>` -> `{"messages": [{"channel", "id", "text"}]}`
 """
 
 from __future__ import annotations
@@ -42,3 +43,15 @@ def add_routes(app: web.Application) -> None:
     """After `rest_vendors.add_routes`, whose state these routes read."""
     app.router.add_post("/_emulator/messaging/windows", open_windows)
     app.router.add_get("/_emulator/messaging/stats", stats)
+    app.router.add_get("/_emulator/messaging/sent", sent_to)
+
+
+async def sent_to(request: web.Request) -> web.Response:
+    """`GET /_emulator/messaging/sent?to=<customer>`: what both vendors sent to them."""
+    state = request.app[VENDORS]
+    to = request.query.get("to", "")
+    sent = [{"channel": "whatsapp", "id": m["id"], "text": m["text"]}
+            for m in state.graph_messages if m["to"] == to]
+    sent += [{"channel": "sms", "id": m["sid"], "text": m["body"]}
+             for m in state.twilio_messages if m["to"] == to]
+    return web.json_response({"messages": sent})

@@ -4,6 +4,8 @@ Messages emulator, billed per received and sent segment."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 
 import pytest
 
@@ -145,8 +147,33 @@ async def test_too_little_credit_for_a_reply_still_pays_what_was_received(
     assert _twilio_sent(env) == [] and env.emulators.config.chat.requests == []
     charged = await env.fetch("SELECT micro_credits FROM ledger_entries")
     assert charged == [{"micro_credits": SEGMENT_IN}]
-    (row,) = await env.fetch("SELECT state FROM messages")
+    (row,) = await env.fetch("SELECT state, error FROM messages")
     assert row["state"] == "paused"
+
+
+async def test_a_reply_not_sent_for_lack_of_credit_is_logged_recorded_counted_and_shown(
+        messaging_env: MessagingEnv, caplog: pytest.LogCaptureFixture) -> None:
+    env = messaging_env
+    await env.topup(2_000)  # chat tokens, a received segment, but not one sent segment
+    balance = await (await env.client.get("/v1/balance", headers=env.auth)).json()
+    assert balance["paused"] is False and balance["paused_channels"] == ["sms"]
+    sid = new_sms_sid()
+    with caplog.at_level(logging.WARNING, logger="voicegw.messaging"):
+        await env.post_sms(sms_form(CUSTOMER, NUMBER, "hello", message_sid=sid,
+                                    num_segments=1))
+        await env.settle()
+    assert _twilio_sent(env) == []
+    (row,) = await env.fetch("SELECT state, error FROM messages WHERE vendor_id = $1", sid)
+    assert row["state"] == "paused"
+    assert json.loads(row["error"]) == {
+        "reason": "insufficient_credit", "needed_micro_credits": SEGMENT_OUT + 20_000_000,
+        "available_micro_credits": 2_000_000_000 - SEGMENT_IN}
+    assert env.m.unsent.get(channel="sms", reason="insufficient_credit") == 1
+    (line,) = [r for r in caplog.records if r.__dict__.get("event") == "reply_not_sent"]
+    assert sid in line.getMessage() and "1800000000 micro-credits available" in \
+        line.getMessage()
+    empty = await (await env.client.get("/v1/balance", headers=env.auth)).json()
+    assert empty["paused_channels"] == ["sms"]  # 1,800 credits still run phone and chat
 
 
 async def test_a_long_reply_is_cut_to_what_the_credit_buys(messaging_env: MessagingEnv) -> None:
