@@ -43,13 +43,9 @@ def running_info(settings: Settings, port: int, state: dict[str, Any],
 
 
 def _python() -> str:
-    """The interpreter running us, relative when it lives under the current directory
-    (`make run`: `.venv/bin/python`)."""
-    exe = Path(sys.executable)
-    try:
-        return str(exe.relative_to(Path.cwd()))
-    except ValueError:
-        return str(exe)
+    """The interpreter running us, by its absolute path: the commands work when pasted in
+    any directory (a relative `.venv/bin/python` would only work beside the venv)."""
+    return str(Path(sys.executable).absolute())
 
 
 def _without_password(url: str) -> str:
