@@ -53,7 +53,7 @@ async def deliver(m: Messaging, channel: str, business: str, customer: str, text
 
 async def _end(m: Messaging, msg: Inbound, state: str, error: Any = None) -> str:
     await store.move(m.pool, msg, state, error=error)
-    m.handled.inc(channel=msg.channel, outcome=state)
+    m.handled.labels(channel=msg.channel, outcome=state).inc()
     return state
 
 
@@ -165,7 +165,7 @@ async def _settle(m: Messaging, msg: Inbound, session: CreditSession, reply: Age
                                                      vendor_code=sent.error_code))
         await store.move(m.pool, msg, state, from_states=("sending",),
                          error={"vendor_code": sent.error_code, "detail": sent.error})
-        m.handled.inc(channel=msg.channel, outcome=state)
+        m.handled.labels(channel=msg.channel, outcome=state).inc()
         await m.history.append(tenant, msg.channel, msg.customer, reply.messages[:1])
         return state
     segments = count_segments(text) if msg.channel == "sms" else None
@@ -176,7 +176,7 @@ async def _settle(m: Messaging, msg: Inbound, session: CreditSession, reply: Age
     await store.record_reply(m.pool, msg, Outbound(
         msg.channel, sent.vendor_id, msg.tenant_id, msg.business, msg.customer, "reply", text,
         segments, reply_to=msg.vendor_id, session_id=session.session_id))
-    m.handled.inc(channel=msg.channel, outcome="replied")
+    m.handled.labels(channel=msg.channel, outcome="replied").inc()
     said = [*reply.messages[:-1], {"role": "assistant", "content": text}]
     await m.history.append(tenant, msg.channel, msg.customer, said)
     if reply.action == "end":
