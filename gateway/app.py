@@ -39,7 +39,8 @@ log = logging.getLogger("voicegw.app")
 
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, request metrics by route template (not raw path: bounded cardinality)."""
+    """Request id, request count and duration by route template (not raw path: bounded
+    cardinality)."""
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
     token = request_id_var.set(request_id)
     started = time.perf_counter()
@@ -55,9 +56,13 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        request.app[METRICS].http_requests.inc(route=route, status=str(status))
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-        log.debug("request", extra={"route": route, "status": status, "duration_ms": elapsed_ms})
+        elapsed = time.perf_counter() - started
+        metrics = request.app[METRICS]
+        metrics.http_requests.labels(route=route, status=str(status)).inc()
+        if status != 101:  # a websocket's time is its call's length, not handling time
+            metrics.http_duration.labels(route=route).observe(elapsed)
+        log.debug("request", extra={"route": route, "status": status,
+                                    "duration_ms": round(elapsed * 1000, 2)})
         request_id_var.reset(token)
 
 

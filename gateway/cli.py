@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -28,6 +30,7 @@ def _settings_or_exit() -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.logs import configure_logging
+    from gateway.metrics import multiprocess_dir, worker_exited
     from gateway.runner import install_uvloop
 
     settings = _settings_or_exit()
@@ -35,7 +38,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     install_uvloop()
     workers = max(1, args.workers)
     if workers > 1:
-        return _fork_workers(workers, lambda: _serve_one(settings))
+        # Metrics of all workers add up in one scrape through files in a private dir.
+        with multiprocess_dir() as path:
+            return _fork_workers(workers, lambda: _serve_one(settings),
+                                 on_exit=lambda pid: worker_exited(pid, path))
     _serve_one(settings)
     return 0
 
@@ -46,24 +52,45 @@ def _serve_one(settings: Settings) -> None:
     asyncio.run(serve_until_stopped(settings, reuse_port=True))
 
 
-def _fork_workers(count: int, serve: Callable[[], None]) -> int:
-    """N processes sharing the port via SO_REUSEPORT; the parent waits for them all."""
+def _fork_workers(count: int, serve: Callable[[], None],
+                  on_exit: Callable[[int], None] | None = None) -> int:
+    """N processes sharing the port via SO_REUSEPORT; the parent waits for them all.
+
+    Each worker has its own process group, so a Ctrl-C in the terminal reaches the parent
+    only; the parent passes SIGINT and SIGTERM on to every live worker as SIGTERM (a
+    graceful stop; a second signal stops them at once). `on_exit` is told each worker's
+    pid once it has exited."""
     children: list[int] = []
     for _ in range(count):
         pid = os.fork()
         if pid == 0:  # child
+            code = 1
             try:
+                os.setpgid(0, 0)
                 serve()
+                code = 0
             finally:
-                os._exit(0)
+                os._exit(code)
         children.append(pid)
+    alive = set(children)
+
+    def forward(signum: int, frame: object) -> None:
+        for child in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = 0
-    for pid in children:
-        try:
-            _, code = os.waitpid(pid, 0)
-        except KeyboardInterrupt:
-            continue
-        status = status or os.waitstatus_to_exitcode(code)
+    try:
+        for pid in children:
+            _, code = os.waitpid(pid, 0)  # retried by Python after a forwarded signal
+            alive.discard(pid)
+            if on_exit is not None:
+                on_exit(pid)
+            status = status or os.waitstatus_to_exitcode(code)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return status
 
 

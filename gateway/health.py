@@ -12,6 +12,7 @@ import asyncio
 from aiohttp import web
 
 from api.context import PG_POOL, REDIS
+from gateway.metrics import CONTENT_TYPE
 from gateway.state import METRICS, SCHEMA_READY, SESSIONS
 
 CHECK_TIMEOUT_S = 1.0
@@ -26,7 +27,7 @@ async def _check_redis(app: web.Application) -> str | None:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             await app[REDIS].ping()
     except Exception as exc:
-        app[METRICS].redis_errors.inc(op="readyz")
+        app[METRICS].redis_errors.labels(op="readyz").inc()
         return f"{type(exc).__name__}: {exc}"[:200] or "unreachable"
     return None
 
@@ -36,7 +37,7 @@ async def _check_postgres(app: web.Application) -> str | None:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             await app[PG_POOL].fetchval("SELECT 1")
     except Exception as exc:
-        app[METRICS].postgres_errors.inc(op="readyz")
+        app[METRICS].postgres_errors.labels(op="readyz").inc()
         return f"{type(exc).__name__}: {exc}"[:200] or "unreachable"
     return None
 
@@ -67,11 +68,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[METRICS]
-    registry.active_calls.set(request.app[SESSIONS].count("phone"))
+    exported = request.app[METRICS]
+    exported.active_calls.set(request.app[SESSIONS].count("phone"))
     return web.Response(
-        text=registry.render(), content_type="text/plain", charset="utf-8",
-        headers={"X-Content-Type-Options": "nosniff"},
+        body=exported.render(),
+        headers={"Content-Type": CONTENT_TYPE, "X-Content-Type-Options": "nosniff"},
     )
 
 

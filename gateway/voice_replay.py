@@ -89,4 +89,4 @@ def refused_replay(metrics: Metrics, call_sid: str, stage: Stage) -> None:
     call_id_var.set(call_sid)  # the log field, unmasked (a CallSid is not a phone number)
     log.warning("replayed %s refused: the call was answered before", stage,
                 extra={"event": "replay"})
-    metrics.replays.inc(channel="phone", stage=stage)
+    metrics.replays.labels(channel="phone", stage=stage).inc()

@@ -187,10 +187,12 @@ async def _run_call(request: web.Request, ws: web.WebSocketResponse,
         return
     setup = CallSetup(Origin(uuid.UUID(tenant), session_id, "phone", caller), config,
                       app[VOICE_PROVIDERS], None if number is None else number.operator_number)
-    tool_failures = app[METRICS].tool_failures
+    metrics = app[METRICS]
     call = VoiceCall(setup, TwilioChannel(ws, start.stream_sid), calls.control(start.call_sid),
                      credit, pool, app[VENDOR_HTTP], app[OPENAI_HTTP],
-                     on_tool_failure=lambda f: tool_failures.inc(tool=f.tool, channel=f.channel))
+                     on_tool_failure=lambda f: metrics.tool_failures.labels(
+                         channel=f.channel, tool=f.tool).inc(),
+                     on_turn_latency=metrics.turn_latency.observe)
     await _supervise(app, ws, parser, call, session_id)
 
 

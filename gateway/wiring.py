@@ -2,6 +2,8 @@
 
 The sink and the sweeper run in every gateway process; several processes cooperate
 (one consumer group for the sink; sweeping is an idempotent Lua script per tenant).
+Metering knows nothing of metrics: the store takes a timing hook, and the sink's own
+counts and backlog are copied into the metrics from here.
 """
 
 from __future__ import annotations
@@ -11,36 +13,83 @@ import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from aiohttp import web
 
 from api.context import CREDIT_STORE, PG_POOL, REDIS
 from gateway.background import background_task
+from gateway.metrics import Metrics
 from gateway.state import METRICS, SETTINGS
 from metering.cards import all_cards
 from metering.credit_store import CreditStore
 from metering.number_fees import charge_number_fees
 from metering.ratecard import default_rate_card
 from metering.rating import smallest_billable_micro
-from metering.sink import Sink
+from metering.sink import Sink, SinkStats
 
 log = logging.getLogger("voicegw.wiring")
 
 SWEEP_EVERY_S = 5.0
 NUMBER_FEES_EVERY_S = 3600.0
+SINK_COUNTS_EVERY_S = 1.0
+OUTBOX_BACKLOG_EVERY_S = 5.0
 
 
 async def _credit_store_ctx(app: web.Application) -> AsyncIterator[None]:
+    durations = app[METRICS].credit_duration
     app[CREDIT_STORE] = CreditStore(
         app[REDIS], app[SETTINGS].redis_prefix,
         min_billable_micro=smallest_billable_micro(default_rate_card()),
+        on_timing=lambda op, seconds: durations.labels(op=op).observe(seconds),
     )
     yield
 
 
+class SinkExport:
+    """The sink's own counts (copied as increments since the last copy) and the outbox
+    backlog (measured on the streams the sink already found), into the metrics."""
+
+    def __init__(self, metrics: Metrics, sink: Sink) -> None:
+        self.metrics = metrics
+        self.sink = sink
+        self._copied = SinkStats()
+
+    def copy_counts(self) -> None:
+        now, before, m = self.sink.stats, self._copied, self.metrics
+        for counter, count, copied in ((m.sink_batches, now.batches, before.batches),
+                                       (m.sink_events, now.events, before.events),
+                                       (m.sink_claimed, now.claimed, before.claimed),
+                                       (m.sink_failures, now.failures, before.failures)):
+            if count > copied:
+                counter.inc(count - copied)
+        self._copied = replace(now)
+
+    async def measure_backlog(self) -> None:
+        backlog = await self.sink.backlog()
+        self.metrics.outbox_entries.set(backlog.entries)
+        self.metrics.outbox_oldest_age.set(backlog.oldest_age_s)
+
+    async def run(self) -> None:
+        backlog_due = 0.0
+        while True:
+            await asyncio.sleep(SINK_COUNTS_EVERY_S)
+            self.copy_counts()
+            if time.monotonic() < backlog_due:
+                continue
+            backlog_due = time.monotonic() + OUTBOX_BACKLOG_EVERY_S
+            try:
+                await self.measure_backlog()
+            except Exception as exc:  # Redis away: the sink says so too; keep exporting
+                self.metrics.redis_errors.labels(op="outbox_backlog").inc()
+                log.debug("outbox backlog not measured: %s", exc)
+
+
 async def run_sink(app: web.Application) -> None:
     sink = Sink(app[REDIS], app[PG_POOL], app[SETTINGS].redis_prefix)
-    await sink.run()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(sink.run(), name="outbox-sink-loop")
+        group.create_task(SinkExport(app[METRICS], sink).run(), name="outbox-sink-metrics")
 
 
 async def run_sweeper(app: web.Application) -> None:
@@ -51,7 +100,7 @@ async def run_sweeper(app: web.Application) -> None:
         try:
             swept = await store.sweep_all(int(time.time() * 1000))
         except Exception as exc:
-            app[METRICS].redis_errors.inc(op="sweep")
+            app[METRICS].redis_errors.labels(op="sweep").inc()
             log.warning("sweep failed: %s", exc)
             continue
         if swept:

@@ -40,6 +40,14 @@ class SinkStats:
     failures: int = 0
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """Events waiting in the outbox streams (read, pending or not), and the oldest's age."""
+
+    entries: int
+    oldest_age_s: float
+
+
 @dataclass
 class Sink:
     redis: aioredis.Redis
@@ -68,6 +76,25 @@ class Sink:
                     raise
         self._streams |= found
         return self._streams
+
+    async def backlog(self) -> Backlog:
+        """What waits in the streams the last discovery found (no key scan of its own).
+        Written entries are deleted from their stream, so its length is what waits; the
+        oldest entry's id is its Redis time of writing, compared with Redis's clock."""
+        streams = sorted(self._streams)
+        if not streams:
+            return Backlog(0, 0.0)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.time()
+            for stream in streams:
+                pipe.xlen(stream)
+                pipe.xrange(stream, count=1)
+            replies: list[Any] = await pipe.execute()
+        seconds, micros = replies[0]
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        oldest_ms = min((int(first[0][0].split(b"-")[0]) for first in replies[2::2] if first),
+                        default=now_ms)
+        return Backlog(sum(int(n) for n in replies[1::2]), max(now_ms - oldest_ms, 0) / 1000)
 
     # -- one pass --------------------------------------------------------------------
     async def drain(self) -> int:

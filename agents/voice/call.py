@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +25,14 @@ import asyncpg
 import openai
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
-from pipecat.frames.frames import EndFrame, Frame, InputAudioRawFrame, TTSSpeakFrame
+from pipecat.frames.frames import (
+    EndFrame,
+    Frame,
+    InputAudioRawFrame,
+    TTSSpeakFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -74,12 +82,13 @@ class VoiceCall:
     def __init__(self, setup: CallSetup, channel: CallChannel, control: CallControl,
                  credit: CreditSession, pool: asyncpg.Pool, http: aiohttp.ClientSession,
                  openai_http: openai.DefaultAsyncHttpxClient, *,
-                 on_tool_failure: ToolFailureHook | None = None) -> None:
+                 on_tool_failure: ToolFailureHook | None = None,
+                 on_turn_latency: Callable[[float], None] | None = None) -> None:
         self.setup = setup
         self.tool_failures: list[ToolFailure] = []  # tools whose record was not saved
         self._on_tool_failure = on_tool_failure
         self.usage = CallUsage()
-        self.clock = PlayoutClock()
+        self.clock = PlayoutClock(on_turn_latency=on_turn_latency)
         self.disposition: str | None = None
         self.credit = credit
         self._control = control
@@ -170,7 +179,8 @@ class VoiceCall:
         user_turns.add_event_handler("on_user_turn_stopped", self._count_turn)
 
         self._meter = llm.meter = LLMUsageMeter(self.usage, context, config.system_prompt)
-        pipeline = Pipeline([self.transport.input(), stt, user_turns, DropInputAudio(), llm,
+        pipeline = Pipeline([self.transport.input(), stt, user_turns,
+                             DropInputAudio(self.clock), llm,
                              tts, self.transport.output(), aggregators.assistant()])
         self._task = PipelineWorker(
             pipeline,
@@ -265,12 +275,23 @@ class VoiceCall:
 
 class DropInputAudio(FrameProcessor):
     """Stops the caller's audio once STT and turn detection have had it: the LLM, TTS,
-    output and context processors have no use for it, and each hop costs every 20 ms."""
+    output and context processors have no use for it, and each hop costs every 20 ms.
+    On the way, tells the clock when the caller's speech ended: the VAD says so
+    `stop_secs` of silence after it did, so that much earlier."""
+
+    def __init__(self, clock: PlayoutClock) -> None:
+        super().__init__()
+        self._clock = clock
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if not isinstance(frame, InputAudioRawFrame):
-            await self.push_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            return
+        if isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._clock.caller_stopped(time.monotonic() - frame.stop_secs)
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._clock.caller_started()
+        await self.push_frame(frame, direction)
 
 
 def _tools_schema(names: tuple[str, ...]) -> ToolsSchema:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import audioop  # pipecat itself converts mu-law with it; removed only in Python 3.13
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,12 +53,29 @@ class CallChannel(Protocol):
 
 @dataclass
 class PlayoutClock:
-    """What was sent to the caller and what Twilio says was played."""
+    """What was sent to the caller and what Twilio says was played; and each turn's
+    latency: from the end of the caller's speech to the agent's first audio after it."""
 
     sent_ms: int = 0
     heard_ms: int = 0
     first_audio_at: float | None = None  # monotonic time of the agent's first audio
     cleared: int = 0
+    speech_ended_at: float | None = None  # caller's speech not answered yet (monotonic)
+    on_turn_latency: Callable[[float], None] | None = None
+
+    def caller_started(self) -> None:
+        self.speech_ended_at = None  # still speaking: the turn is not over
+
+    def caller_stopped(self, ended_at: float) -> None:
+        self.speech_ended_at = ended_at
+
+    def agent_audio(self, now: float) -> None:
+        if self.first_audio_at is None:
+            self.first_audio_at = now
+        if self.speech_ended_at is not None:
+            latency, self.speech_ended_at = now - self.speech_ended_at, None
+            if self.on_turn_latency is not None:
+                self.on_turn_latency(latency)
 
     def mark_name(self) -> str:
         return f"a{self.sent_ms}"
@@ -142,8 +160,7 @@ class CallOutput(BaseOutputTransport):
 
     async def _send(self, chunk: bytes) -> None:
         now = time.monotonic()
-        if self._clock.first_audio_at is None:
-            self._clock.first_audio_at = now
+        self._clock.agent_audio(now)
         self._playing_until = max(self._playing_until, now) + 0.02
         await self._channel.send_audio(chunk)
         self._clock.sent_ms += 20

@@ -46,26 +46,23 @@ async def _messaging_ctx(app: web.Application) -> AsyncIterator[None]:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY * 2))
     llm = ChatClient(http, settings.openai_base_url, settings.openai_api_key or "not-set")
     public = settings.public_url.rstrip("/")
-    tool_failures = app[METRICS].tool_failures
+    metrics = app[METRICS]
     app[MESSAGING] = Messaging(
         settings=settings, pool=app[PG_POOL], redis=app[REDIS], credits=app[CREDIT_STORE],
         windows=CustomerWindows(app[REDIS], settings.redis_prefix),
         history=ConversationHistory(app[REDIS], settings.redis_prefix),
         agent=TextAgent(llm, settings.llm_model, app[PG_POOL],
-                        on_tool_failure=lambda f: tool_failures.inc(tool=f.tool,
-                                                                    channel=f.channel)),
+                        on_tool_failure=lambda f: metrics.tool_failures.labels(
+                            channel=f.channel, tool=f.tool).inc()),
         graph=GraphApi(http, settings.graph_api_base, settings.whatsapp_access_token),
         twilio=TwilioMessages(http, settings.twilio_api_base, settings.twilio_account_sid,
                               settings.twilio_auth_token,
                               f"{public}/twilio/sms/status" if public else None),
         profiles=TenantProfiles(app[PG_POOL]),
-        worker=MessageWorker(CONCURRENCY, MAX_BACKLOG),
-        handled=app[METRICS].counter("voicegw_messages_total",
-                                     "Inbound messages answered, by channel and outcome"),
-        replays=app[METRICS].replays,
-        unsent=app[METRICS].counter("voicegw_message_replies_unsent_total",
-                                    "Replies not sent, by channel and reason "
-                                    "(insufficient_credit: the balance cannot pay for one)"))
+        worker=MessageWorker(CONCURRENCY, MAX_BACKLOG,
+                             on_outcome=lambda outcome: metrics.message_jobs.labels(
+                                 outcome=outcome).inc()),
+        handled=metrics.messages, replays=metrics.replays, unsent=metrics.unsent)
     yield
     await http.close()
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
+from prometheus_client import Counter
 
 from agents.history import ConversationHistory
 from agents.text_agent import TextAgent
@@ -29,7 +30,6 @@ from gateway.config import Settings
 from gateway.messaging.vendors import GraphApi, TwilioMessages
 from gateway.messaging.window import CustomerWindows
 from gateway.messaging.worker import MessageWorker
-from gateway.metrics import Family
 from metering.agent_configs import AgentConfig, agent_config_for
 from metering.cards import card_for_tenant
 from metering.channels import channel_policy
@@ -102,9 +102,9 @@ class Messaging:
     twilio: TwilioMessages
     profiles: TenantProfiles
     worker: MessageWorker
-    handled: Family  # voicegw_messages_total{channel, outcome}
-    replays: Family  # voicegw_replays_total{channel, stage}
-    unsent: Family  # voicegw_message_replies_unsent_total{channel, reason}
+    handled: Counter  # voicegw_messages_total{channel, outcome}
+    replays: Counter  # voicegw_replays_total{channel, stage}
+    unsent: Counter  # voicegw_message_replies_unsent_total{channel, reason}
     clock_ms: Callable[[], int] = field(default=wall_clock_ms)
 
 

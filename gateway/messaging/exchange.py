@@ -53,7 +53,7 @@ async def deliver(m: Messaging, channel: str, business: str, customer: str, text
 
 async def _end(m: Messaging, msg: Inbound, state: str, error: Any = None) -> str:
     await store.move(m.pool, msg, state, error=error)
-    m.handled.inc(channel=msg.channel, outcome=state)
+    m.handled.labels(channel=msg.channel, outcome=state).inc()
     return state
 
 
@@ -104,7 +104,7 @@ async def answer(m: Messaging, msg: Inbound) -> str:
         # finds it: that run is not ours to continue, and the lease decides what follows.
         log.warning("exchange %s not answered: its credit session is %s", msg.exchange_id,
                     grant.status)
-        m.replays.inc(channel=msg.channel, stage="session")
+        m.replays.labels(channel=msg.channel, stage="session").inc()
         return "superseded"
     # A paused tenant (below the cheapest billable step) is always below the policies'
     # minimum grant, so the reservation itself is the pause check.
@@ -166,7 +166,7 @@ def _short_of_credit(m: Messaging, msg: Inbound, needed: int, available: int
     log.warning("%s reply to %s not sent: %d micro-credits available, %d needed",
                 msg.channel, msg.vendor_id, available, needed,
                 extra={"tenant_id": str(msg.tenant_id), "event": "reply_not_sent"})
-    m.unsent.inc(channel=msg.channel, reason="insufficient_credit")
+    m.unsent.labels(channel=msg.channel, reason="insufficient_credit").inc()
     return {"reason": "insufficient_credit", "needed_micro_credits": needed,
             "available_micro_credits": available}
 
@@ -191,7 +191,7 @@ async def _settle(m: Messaging, msg: Inbound, session: CreditSession, reply: Age
                                                      vendor_code=sent.error_code))
         await store.move(m.pool, msg, state, from_states=("sending",),
                          error={"vendor_code": sent.error_code, "detail": sent.error})
-        m.handled.inc(channel=msg.channel, outcome=state)
+        m.handled.labels(channel=msg.channel, outcome=state).inc()
         await m.history.append(tenant, msg.channel, msg.customer, reply.messages[:1])
         return state
     segments = count_segments(text) if msg.channel == "sms" else None
@@ -202,7 +202,7 @@ async def _settle(m: Messaging, msg: Inbound, session: CreditSession, reply: Age
     await store.record_reply(m.pool, msg, Outbound(
         msg.channel, sent.vendor_id, msg.tenant_id, msg.business, msg.customer, "reply", text,
         segments, reply_to=msg.vendor_id, session_id=session.session_id))
-    m.handled.inc(channel=msg.channel, outcome="replied")
+    m.handled.labels(channel=msg.channel, outcome="replied").inc()
     said = [*reply.messages[:-1], {"role": "assistant", "content": text}]
     await m.history.append(tenant, msg.channel, msg.customer, said)
     if reply.action == "end":

@@ -78,5 +78,5 @@ async def send_message(m: Messaging, tenant_id: uuid.UUID, channel: str, to: str
     await store.record_outbound(m.pool, Outbound(channel, sent.vendor_id, tenant_id, sender, to,
                                                  "api", text, segments,
                                                  session_id=session.session_id))
-    m.handled.inc(channel=channel, outcome="api_sent")
+    m.handled.labels(channel=channel, outcome="api_sent").inc()
     return SentMessage(sent.vendor_id, channel, to, segments, settled.billed)

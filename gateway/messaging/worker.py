@@ -30,7 +30,8 @@ class Job:
 
 
 class MessageWorker:
-    def __init__(self, concurrency: int = 64, max_backlog: int = 10_000) -> None:
+    def __init__(self, concurrency: int = 64, max_backlog: int = 10_000, *,
+                 on_outcome: Callable[[str], None] | None = None) -> None:
         self._slots = asyncio.Semaphore(concurrency)
         self.max_backlog = max_backlog
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -38,6 +39,7 @@ class MessageWorker:
         self.accepting = True
         self.done = 0
         self.failed = 0
+        self._on_outcome = on_outcome  # told "done" or "failed" as each job ends (metrics)
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -72,11 +74,17 @@ class MessageWorker:
             async with lock, self._slots:
                 await job.run()
             self.done += 1
+            self._tell("done")
         except asyncio.CancelledError:
             raise
         except Exception:
             self.failed += 1
             log.exception("message job %s failed", job.key)
+            self._tell("failed")
+
+    def _tell(self, outcome: str) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
 
     async def idle(self) -> None:
         """Waits until every job submitted so far has finished (tests, benchmarks)."""

@@ -12,6 +12,7 @@ import pytest
 from gateway.messaging import exchange
 from load.messages import new_sms_sid, sms_form
 from tests.gateway.messaging_env import NUMBER, MessagingEnv
+from tests.prom import count
 
 CUSTOMER = "+15550199999"
 SEGMENT_IN, SEGMENT_OUT = 200_000_000, 2_500_000_000  # micro-credits
@@ -168,7 +169,7 @@ async def test_a_reply_not_sent_for_lack_of_credit_is_logged_recorded_counted_an
     assert json.loads(row["error"]) == {
         "reason": "insufficient_credit", "needed_micro_credits": SEGMENT_OUT + 20_000_000,
         "available_micro_credits": 2_000_000_000 - SEGMENT_IN}
-    assert env.m.unsent.get(channel="sms", reason="insufficient_credit") == 1
+    assert count(env.m.unsent, channel="sms", reason="insufficient_credit") == 1
     (line,) = [r for r in caplog.records if r.__dict__.get("event") == "reply_not_sent"]
     assert sid in line.getMessage() and "1800000000 micro-credits available" in \
         line.getMessage()

@@ -19,6 +19,7 @@ from gateway.config import env_name
 from gateway.embedded import free_port
 from load.messages import sign_whatsapp, whatsapp_text
 from tests.gateway.messaging_env import APP_SECRET, MessagingEnv, one_message
+from tests.prom import sample
 
 
 @pytest.fixture
@@ -93,6 +94,5 @@ async def test_one_reply_per_message_across_two_os_processes(
 
 
 def _replies_counted(metrics: str) -> int:
-    wanted = 'voicegw_messages_total{channel="whatsapp",outcome="replied"}'
-    return sum(int(line.split()[-1]) for line in metrics.splitlines()
-               if line.startswith(wanted))
+    return int(sample(metrics, "voicegw_messages_total", channel="whatsapp",
+                      outcome="replied") or 0)

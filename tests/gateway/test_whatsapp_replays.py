@@ -10,6 +10,7 @@ from gateway.messaging import exchange, store
 from gateway.messaging.store import NewInbound
 from load.messages import new_wamid
 from tests.gateway.messaging_env import PHONE_NUMBER_ID, MessagingEnv
+from tests.prom import count
 
 CUSTOMER = "4915112345678"
 C = 1_000_000
@@ -39,7 +40,7 @@ async def test_an_exchange_whose_credit_session_exists_is_not_answered_again(
     assert await exchange.answer(env.m, msg) == "superseded"
     assert await credits.session(tenant, msg.credit_session_id) == ended
     assert env.graph_sent() == [] and env.emulators.config.chat.requests == []
-    assert env.m.replays.get(channel="whatsapp", stage="session") == 2
+    assert count(env.m.replays, channel="whatsapp", stage="session") == 2
     (row,) = await env.fetch("SELECT state, attempt FROM messages WHERE vendor_id = $1",
                              msg.vendor_id)
     assert row == {"state": "received", "attempt": 1}  # the lease decides what follows

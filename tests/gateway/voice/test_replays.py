@@ -30,6 +30,7 @@ from tests.gateway.voice.test_stream_errors import (
     _stream,
     _twiml,
 )
+from tests.prom import count
 
 
 async def replay_webhook(gateway: Gateway, http: aiohttp.ClientSession,
@@ -48,7 +49,7 @@ def fresh_token(gateway: Gateway, call_sid: str) -> str:
 
 
 def replays(gateway: Gateway, stage: str) -> float:
-    return gateway.server.app[METRICS].replays.get(channel="phone", stage=stage)
+    return count(gateway.server.app[METRICS].replays, channel="phone", stage=stage)
 
 
 async def reserved_now(gateway: Gateway) -> int:
