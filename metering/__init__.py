@@ -1,6 +1,7 @@
 """Rate cards and rating, the Redis credit store (Lua), credit control (reserve / update /
 terminate), meters, the outbox stream and its sink into PostgreSQL, the ledger schema and
-migrations, and reconciliation.
+migrations, and reconciliation. `metering.billing`: plans, subscriptions, plan credits and
+invoices in money.
 
 May import: third-party libraries only. It is the bottom of the dependency graph:
 `gateway -> agents -> metering`, `api -> metering`.

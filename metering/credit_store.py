@@ -8,7 +8,8 @@ seconds, so a session whose gateway died is swept with nearly all its cost); `te
 Each script touches one tenant's hash slot and is atomic, so concurrent sessions of a
 tenant can never together hold more than its balance.
 
-Per tenant, at every moment: topped_up = available + reserved + billed.
+Per tenant, at every moment: topped_up + granted = available + reserved + billed + expired
+(granted and expired: plan credits, `metering.billing.credits`).
 
 Overdraft bound: a session is debited at most (everything it was granted) + its
 `overdraft_limit`. Cost reported beyond that is written off (recorded on the session and
@@ -107,6 +108,8 @@ class Balance:
     billed: int
     written_off: int
     paused: bool
+    granted: int = 0  # plan credits granted
+    expired: int = 0  # plan credits expired
 
 
 def _non_negative(name: str, value: int) -> int:
@@ -184,7 +187,7 @@ class CreditStore:
         self.on_timing = on_timing
         self._sources = {name: _load(name) for name in
                          ("reserve", "update", "record", "terminate", "charge", "topup",
-                          "rebuild")}
+                          "rebuild", "grant", "expire")}
         self._shas: dict[str, str] = {}
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -379,10 +382,12 @@ class CreditStore:
     async def balance(self, tenant: str) -> Balance:
         k = tenant_keys(self.prefix, tenant)
         raw = await self.redis.hmget(k.account, "topped_up", "available", "reserved", "billed",
-                                     "written_off")
-        topped_up, available, reserved, billed, written_off = (int(v or 0) for v in raw)
+                                     "written_off", "granted", "expired")
+        topped_up, available, reserved, billed, written_off, granted, expired = (
+            int(v or 0) for v in raw)
         return Balance(topped_up, available, reserved, billed, written_off,
-                       paused=available < self.min_billable_micro)
+                       paused=available < self.min_billable_micro, granted=granted,
+                       expired=expired)
 
     async def session(self, tenant: str, session_id: str) -> dict[str, str]:
         k = tenant_keys(self.prefix, tenant)
@@ -417,17 +422,50 @@ class CreditStore:
             swept.extend(await self.sweep(tenant, now_ms))
         return swept
 
-    async def rebuild(self, tenant: str, *, topped_up: int, billed: int,
-                      topup_ids: list[str]) -> int:
-        """Sets the account from ledger totals; the new available balance. Raises
-        OutOfBounds (and writes nothing) for totals the account cannot hold."""
+    async def apply_grant(self, tenant: str, grant_id: str, micro: int) -> bool:
+        """Credits a committed plan-credit grant once; False if it was applied before.
+        Raises BalanceLimit when the balance would pass its maximum (nothing is credited)."""
         k = tenant_keys(self.prefix, tenant)
-        check_amount("topped_up", topped_up, MAX_LIFETIME_MICRO)
-        check_amount("billed", billed, MAX_LIFETIME_MICRO)
-        balance = check_amount("balance", topped_up - billed, MAX_BALANCE_MICRO,
-                               -MAX_BALANCE_MICRO)
-        status, available = await self._run("rebuild", [k.account, k.topups],
-                                             [topped_up, billed, balance, *topup_ids])
+        check_id("grant id", grant_id)
+        if check_amount("micro", micro, MAX_BALANCE_MICRO) == 0:
+            raise ValueError("a grant must add credit")
+        status = _text(await self._run("grant", [k.account, k.plan_credits], [grant_id, micro]))
+        if status == "balance_limit":
+            balance = await self.balance(tenant)
+            raise BalanceLimit(balance.available + balance.reserved, micro)
+        if status == "out_of_bounds":
+            raise OutOfBounds("granted", f"the lifetime total may reach {MAX_LIFETIME_MICRO}")
+        return status == "applied"
+
+    async def expire_credits(self, tenant: str, expiry_id: str, requested: int) -> int:
+        """Takes up to `requested` (never more than is available) off the balance as
+        expired, once per expiry id; the amount taken (a replay: the amount taken then)."""
+        k = tenant_keys(self.prefix, tenant)
+        check_id("expiry id", expiry_id)
+        check_amount("requested", requested, MAX_BALANCE_MICRO)
+        status, micro = await self._run("expire", [k.account, k.plan_credits],
+                                        [expiry_id, requested])
+        if status == b"out_of_bounds":
+            raise OutOfBounds("expired", f"the lifetime total may reach {MAX_LIFETIME_MICRO}")
+        return int(micro)
+
+    async def rebuild(self, tenant: str, *, topped_up: int, billed: int,
+                      topup_ids: list[str], granted: int = 0, expired: int = 0,
+                      plan_credits: dict[str, int] | None = None) -> int:
+        """Sets the account from ledger totals; the new available balance. Raises
+        OutOfBounds (and writes nothing) for totals the account cannot hold.
+        `plan_credits`: the grant and expiry ids in the ledger with their amounts."""
+        k = tenant_keys(self.prefix, tenant)
+        for name, value in (("topped_up", topped_up), ("billed", billed),
+                            ("granted", granted), ("expired", expired)):
+            check_amount(name, value, MAX_LIFETIME_MICRO)
+        balance = check_amount("balance", topped_up + granted - billed - expired,
+                               MAX_BALANCE_MICRO, -MAX_BALANCE_MICRO)
+        pairs = [part for item in (plan_credits or {}).items() for part in item]
+        status, available = await self._run(
+            "rebuild", [k.account, k.topups, k.plan_credits],
+            [topped_up, billed, balance, granted, expired, len(topup_ids), *topup_ids,
+             *pairs])
         if status != b"rebuilt":
             raise OutOfBounds("balance", "the ledger's totals are beyond what the account holds")
         return int(available)

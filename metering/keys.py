@@ -39,6 +39,11 @@ class TenantKeys:
     def topups(self) -> str:
         return f"{self.tag}:topups"
 
+    @property
+    def plan_credits(self) -> str:
+        """Plan-credit grants and expiries applied: id ("grant:2026-11") -> micro-credits."""
+        return f"{self.tag}:plan_credits"
+
     def month(self, month: str) -> str:
         """Usage this tenant settled in a calendar month (`YYYY-MM`)."""
         return f"{self.tag}:mtd:{month}"

@@ -1,7 +1,10 @@
 """Reconciliation: does every tenant's live balance in Redis agree with the ledger?
 
-The ledger of record is PostgreSQL: top-ups minus settled debits. Redis must show the
-same top-ups and debits, and available = top-ups - debits - open reservations. Compare
+The ledger of record is PostgreSQL: top-ups and plan-credit grants minus settled debits
+and expired plan credits. Redis must show the same top-ups, grants, debits and expiries,
+and available = top-ups + grants - debits - expiries - open reservations. A grant whose
+live credit is still pending (Redis was down; the billing cycle job retries it) shows as
+a difference until it is applied. Compare
 after the sink has drained (the CLI drains first), or the newest debits are still on
 their way. `repair` rebuilds each differing tenant from the ledger (Redis lost its data),
 unless the ledger's totals are beyond what an account can hold (`metering.bounds`): then
@@ -11,7 +14,7 @@ nothing is written and the differences say why (`refused`), for an operator to d
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import asyncpg
 
@@ -38,6 +41,13 @@ class LedgerTotals:
     topped_up: int
     billed: int
     topup_ids: list[str]
+    granted: int = 0
+    expired: int = 0
+    plan_credits: dict[str, int] = field(default_factory=dict)  # "grant:2026-11" -> micro
+
+    @property
+    def balance(self) -> int:
+        return self.topped_up + self.granted - self.billed - self.expired
 
 
 async def ledger_totals(pool: asyncpg.Pool, tenant: uuid.UUID) -> LedgerTotals:
@@ -45,8 +55,15 @@ async def ledger_totals(pool: asyncpg.Pool, tenant: uuid.UUID) -> LedgerTotals:
     billed = await pool.fetchval(
         "SELECT coalesce(sum(micro_credits), 0)::bigint FROM ledger_entries WHERE tenant_id = $1",
         tenant)
+    credits = await pool.fetch(
+        "SELECT kind, period, micro_credits FROM plan_credits WHERE tenant_id = $1", tenant)
+    plan_credits = {f"{r['kind']}:{r['period']:%Y-%m}": r["micro_credits"] for r in credits}
     return LedgerTotals(sum(r["micro_credits"] for r in topups), int(billed),
-                        [str(r["id"]) for r in topups])
+                        [str(r["id"]) for r in topups],
+                        granted=sum(r["micro_credits"] for r in credits if r["kind"] == "grant"),
+                        expired=sum(r["micro_credits"] for r in credits
+                                    if r["kind"] == "expiry"),
+                        plan_credits=plan_credits)
 
 
 async def reconcile_tenant(pool: asyncpg.Pool, store: CreditStore,
@@ -59,7 +76,11 @@ async def reconcile_tenant(pool: asyncpg.Pool, store: CreditStore,
         found.append(Difference(name, "topped_up", live.topped_up, ledger.topped_up))
     if live.billed != ledger.billed:
         found.append(Difference(name, "billed", live.billed, ledger.billed))
-    expected_available = ledger.topped_up - ledger.billed - live.reserved
+    if live.granted != ledger.granted:
+        found.append(Difference(name, "granted", live.granted, ledger.granted))
+    if live.expired != ledger.expired:
+        found.append(Difference(name, "expired", live.expired, ledger.expired))
+    expected_available = ledger.balance - live.reserved
     if live.available != expected_available:
         found.append(Difference(name, "available", live.available, expected_available))
     return found
@@ -77,7 +98,9 @@ async def reconcile(pool: asyncpg.Pool, store: CreditStore, *,
             ledger = await ledger_totals(pool, tenant)
             try:
                 await store.rebuild(str(tenant), topped_up=ledger.topped_up,
-                                    billed=ledger.billed, topup_ids=ledger.topup_ids)
+                                    billed=ledger.billed, topup_ids=ledger.topup_ids,
+                                    granted=ledger.granted, expired=ledger.expired,
+                                    plan_credits=ledger.plan_credits)
             except OutOfBounds as exc:
                 differences = [replace(d, refused=str(exc)) for d in differences]
         found.extend(differences)

@@ -58,9 +58,13 @@ def request_fingerprint(credits: int, reference: str | None) -> str:
 
 
 async def ledger_balance(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> int:
-    """Top-ups less recorded debits, in micro-credits (numeric sums: no overflow)."""
+    """Top-ups and plan-credit grants less recorded debits and expired plan credits, in
+    micro-credits (numeric sums: no overflow)."""
     value = await conn.fetchval(
         """SELECT (SELECT coalesce(sum(micro_credits), 0) FROM topups WHERE tenant_id = $1)
+                + (SELECT coalesce(sum(CASE kind WHEN 'grant' THEN micro_credits
+                                                 ELSE -micro_credits END), 0)
+                   FROM plan_credits WHERE tenant_id = $1)
                 - (SELECT coalesce(sum(micro_credits), 0) FROM ledger_entries
                    WHERE tenant_id = $1)""",
         tenant_id)

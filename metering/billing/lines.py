@@ -1,0 +1,85 @@
+"""An invoice's lines and totals from its plan, days and successes: pure arithmetic.
+
+Rounding: a pro-rata monthly fee is monthly_fee x days billed / days in the month, rounded
+half-up to the minor unit; the cost per success is total / successes, two decimals,
+half-up. Everything else is exact integer minor units.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from metering.billing.money import Currency, cost_per_success, format_amount, round_half_up
+from metering.billing.periods import Period
+from metering.billing.plans import Plan
+
+
+class LineKind(enum.Enum):
+    SETUP_FEE = "setup_fee"
+    MONTHLY_FEE = "monthly_fee"
+    SUCCESS_FEE = "success_fee"
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: LineKind
+    description: str
+    quantity: int
+    unit_price: int  # minor units
+    amount: int  # minor units; for a pro-rata monthly fee: the share, not quantity x price
+
+    def to_json(self, cur: Currency) -> dict[str, Any]:
+        return {"kind": self.kind.value, "description": self.description,
+                "quantity": self.quantity, "unit_price": format_amount(self.unit_price, cur),
+                "amount": format_amount(self.amount, cur)}
+
+    def to_stored(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "description": self.description,
+                "quantity": self.quantity, "unit_price": self.unit_price,
+                "amount": self.amount}
+
+    @classmethod
+    def from_stored(cls, raw: dict[str, Any]) -> Line:
+        return cls(LineKind(raw["kind"]), raw["description"], raw["quantity"],
+                   raw["unit_price"], raw["amount"])
+
+
+@dataclass(frozen=True)
+class Totals:
+    lines: tuple[Line, ...]
+    total: int
+    successes: int
+    cost_per_success: Decimal | None
+
+
+def monthly_share(monthly_fee: int, period: Period, starts_on: dt.date) -> int:
+    """The monthly fee for the days from `starts_on` (included) to the period's end."""
+    if starts_on <= period.first_day:
+        return monthly_fee
+    return round_half_up(Fraction(monthly_fee * period.days_from(starts_on), period.days))
+
+
+def invoice_lines(plan: Plan, period: Period, starts_on: dt.date, first_cycle: bool,
+                  successes: int) -> Totals:
+    lines: list[Line] = []
+    if first_cycle and plan.setup_fee > 0:
+        lines.append(Line(LineKind.SETUP_FEE, f"Setup fee ({plan.name})", 1, plan.setup_fee,
+                          plan.setup_fee))
+    if plan.monthly_fee > 0:
+        share = monthly_share(plan.monthly_fee, period, starts_on)
+        description = f"Monthly fee ({plan.name}), {period}"
+        if share != plan.monthly_fee or starts_on > period.first_day:
+            description += (f", pro rata {period.days_from(starts_on)}/{period.days} days "
+                            f"from {starts_on.isoformat()}")
+        lines.append(Line(LineKind.MONTHLY_FEE, description, 1, plan.monthly_fee, share))
+    if plan.success_fee > 0:
+        lines.append(Line(LineKind.SUCCESS_FEE, f"Successful outcomes x {successes}",
+                          successes, plan.success_fee, successes * plan.success_fee))
+    total = sum(line.amount for line in lines)
+    return Totals(tuple(lines), total, successes,
+                  cost_per_success(total, successes, plan.currency))
