@@ -52,6 +52,14 @@ class Settings:
     # Live phone calls one process admits: about what one core holds with latency intact
     # (BENCHMARKS.md, "Phone calls"); more would degrade every call, not just the extra.
     max_calls: int = 40
+    # Client sockets (gateway/sockets.py): a connection between requests is closed after
+    # idle_timeout_s; a request line and headers must arrive within header_timeout_s of
+    # their first byte; one process holds at most max_connections_per_ip connections from
+    # one client address (0: no cap). Twilio's media streams may come from few addresses:
+    # keep the cap well above max_calls.
+    idle_timeout_s: float = 75.0
+    header_timeout_s: float = 10.0
+    max_connections_per_ip: int = 256
     llm_model: str = "gpt-4.1-mini"
     stt_model: str = "gpt-4o-mini-transcribe"
     tts_model: str = "eleven_flash_v2_5"
@@ -154,6 +162,12 @@ def load_settings(
     port = values.get("port")
     if isinstance(port, int) and not 0 <= port <= 65535:
         problems.append(f"{env_name('port')}: invalid (must be 0-65535)")
+    for name in ("idle_timeout_s", "header_timeout_s"):
+        if values.get(name) == 0:
+            problems.append(f"{env_name(name)}: invalid (must be more than 0)")
+    cap = values.get("max_connections_per_ip")
+    if isinstance(cap, int) and cap < 0:
+        problems.append(f"{env_name('max_connections_per_ip')}: invalid (0 for no cap, or more)")
     token = values.get("admin_token")
     if isinstance(token, str) and len(token) < 16 and "admin_token" in required:
         problems.append(f"{env_name('admin_token')}: invalid (must be at least 16 characters)")
