@@ -25,6 +25,7 @@ import asyncio
 import collections
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -109,14 +110,15 @@ class _GuardedProtocol(asyncio.Protocol):
         self._connection: _Connection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        connection = self._guard.admit(transport)
+        # uvloop's transports are not asyncio.Transport subclasses, but quack alike.
+        tcp = cast(asyncio.Transport, transport)
+        connection = self._guard.admit(tcp)
         if connection is None:
-            transport.abort()
+            tcp.abort()
             return
         self._connection = connection
         self._inner = self._make_handler()
-        self._inner.connection_made(transport)
+        self._inner.connection_made(tcp)
         connection.between_requests()
 
     def data_received(self, data: bytes) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
 
 from gateway.config import Settings
 from gateway.runner import serve_until_stopped
@@ -45,22 +47,6 @@ async def serving(settings: Settings) -> AsyncIterator[int]:
         await task
 
 
-Opened = tuple[asyncio.StreamReader, asyncio.StreamWriter, float]
-
-
-async def _open(port: int, source: str, first_bytes: bytes) -> Opened:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
-    opened = time.monotonic()
-    if first_bytes:
-        writer.write(first_bytes)
-        await writer.drain()
-    return reader, writer, opened
-
-
-async def _open_many(port: int, source: str, first_bytes: bytes, count: int) -> list[Opened]:
-    return [await _open(port, source, first_bytes) for _ in range(count)]
-
-
 async def _closed_after(reader: asyncio.StreamReader, opened: float) -> float:
     """Seconds from `opened` until the server closed the connection."""
     with contextlib.suppress(ConnectionError):
@@ -69,12 +55,30 @@ async def _closed_after(reader: asyncio.StreamReader, opened: float) -> float:
     return time.monotonic() - opened
 
 
-async def _lifetimes(group: list[Opened]) -> list[float]:
-    try:
-        return list(await asyncio.gather(*(_closed_after(r, at) for r, _, at in group)))
-    finally:
-        for _, writer, _ in group:
-            writer.close()
+class Group:
+    """Raw connections from one source address, each watched from the moment it opened."""
+
+    def __init__(self) -> None:
+        self.writers: list[asyncio.StreamWriter] = []
+        self.watchers: list[asyncio.Task[float]] = []
+
+    async def open(self, port: int, source: str, first_bytes: bytes, count: int) -> Group:
+        for _ in range(count):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port,
+                                                           local_addr=(source, 0))
+            opened = time.monotonic()
+            self.watchers.append(asyncio.create_task(_closed_after(reader, opened)))
+            self.writers.append(writer)
+            if first_bytes:
+                writer.write(first_bytes)
+        return self
+
+    async def lifetimes(self) -> list[float]:
+        try:
+            return list(await asyncio.gather(*self.watchers))
+        finally:
+            for writer in self.writers:
+                writer.close()
 
 
 @pytest.fixture
@@ -84,15 +88,14 @@ def settings(redis_url: str, database_url: str, key_prefix: str) -> Settings:
                          idle_timeout_s=IDLE_S, max_connections_per_ip=CAP)
 
 
-async def test_idle_and_unfinished_connections_are_closed_and_capped_per_address(
-        settings: Settings) -> None:
+async def _idle_and_unfinished_connections_are_closed_and_capped(settings: Settings) -> None:
     async with serving(settings) as port:
-        partial = await _open_many(port, "127.0.0.2", b"GET /healthz HT", 250)
-        silent = await _open_many(port, "127.0.0.3", b"", 250)
-        capped = await _open_many(port, "127.0.0.4", b"", CAP + 5)
+        partial = await Group().open(port, "127.0.0.2", b"GET /healthz HT", 250)
+        silent = await Group().open(port, "127.0.0.3", b"", 250)
+        capped = await Group().open(port, "127.0.0.4", b"", CAP + 5)
         async with asyncio.timeout(IDLE_S + 2 * SLACK_S + 5):
             partial_s, silent_s, capped_s = await asyncio.gather(
-                _lifetimes(partial), _lifetimes(silent), _lifetimes(capped))
+                partial.lifetimes(), silent.lifetimes(), capped.lifetimes())
     # Every socket was closed by the server, each by the right rule.
     assert max(partial_s) < HEADER_S + SLACK_S
     assert min(silent_s) >= IDLE_S - 0.1 and max(silent_s) < IDLE_S + SLACK_S
@@ -101,7 +104,7 @@ async def test_idle_and_unfinished_connections_are_closed_and_capped_per_address
     assert min(sorted(capped_s)[5:]) >= IDLE_S - 0.1  # the first CAP ones were admitted
 
 
-async def test_requests_keep_alive_and_websockets_are_not_cut(settings: Settings) -> None:
+async def _requests_keep_alive_and_websockets_are_not_cut(settings: Settings) -> None:
     async with serving(settings) as port, aiohttp.ClientSession() as http:
         base = f"http://127.0.0.1:{port}"
         ws = await http.ws_connect(f"{base}/twilio/stream")
@@ -124,3 +127,24 @@ async def test_requests_keep_alive_and_websockets_are_not_cut(settings: Settings
         closed_s = await _closed_after(reader, answered)
         writer.close()
         assert IDLE_S - 0.1 <= closed_s < IDLE_S + SLACK_S
+
+
+Scenario = Callable[[Settings], Coroutine[Any, Any, None]]
+
+
+def _run(loop: str, scenario: Scenario, settings: Settings) -> None:
+    """On the loop `voicegw serve` uses (uvloop) and on asyncio's own."""
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(scenario(settings))
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_idle_and_unfinished_connections_are_closed_and_capped_per_address(
+        settings: Settings, loop: str) -> None:
+    _run(loop, _idle_and_unfinished_connections_are_closed_and_capped, settings)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_requests_keep_alive_and_websockets_are_not_cut(settings: Settings, loop: str) -> None:
+    _run(loop, _requests_keep_alive_and_websockets_are_not_cut, settings)
