@@ -22,6 +22,8 @@ def test_defaults_and_types() -> None:
     assert settings.run_sink is False
     assert settings.host == "0.0.0.0"
     assert settings.openai_base_url == "https://api.openai.com/v1"
+    assert (settings.idle_timeout_s, settings.header_timeout_s,
+            settings.max_connections_per_ip) == (75.0, 10.0, 256)
 
 
 def test_every_missing_required_variable_is_named() -> None:
@@ -45,6 +47,9 @@ def test_every_missing_required_variable_is_named() -> None:
         ("VOICEGW_ADMIN_TOKEN", "short", "VOICEGW_ADMIN_TOKEN: invalid (must be at least 16"),
         ("VOICEGW_RUN_SINK", "maybe", "VOICEGW_RUN_SINK: invalid (must be true or false)"),
         ("VOICEGW_SHUTDOWN_GRACE_S", "-1", "VOICEGW_SHUTDOWN_GRACE_S: invalid"),
+        ("VOICEGW_IDLE_TIMEOUT_S", "0", "VOICEGW_IDLE_TIMEOUT_S: invalid (must be more than 0)"),
+        ("VOICEGW_HEADER_TIMEOUT_S", "0", "VOICEGW_HEADER_TIMEOUT_S: invalid (must be more"),
+        ("VOICEGW_MAX_CONNECTIONS_PER_IP", "-1", "VOICEGW_MAX_CONNECTIONS_PER_IP: invalid"),
     ],
 )
 def test_invalid_values_are_named(name: str, value: str, expected: str) -> None:
