@@ -7,6 +7,7 @@ every request; handlers raise nothing special.
 
 from __future__ import annotations
 
+import re
 import traceback
 
 import asyncpg
@@ -29,6 +30,11 @@ _PG_OUTAGES = (
 # asyncpg says these with an InterfaceError (the same class as a misuse of its API), so
 # the message tells them apart.
 _PG_CLOSED = ("connection is closed", "pool is closing", "pool is closed")
+# A pooled connection the server terminated while it sat idle (a restart, a failover,
+# pg_terminate_backend) is left by asyncpg consuming that unprompted error (protocol
+# state 2), failed (1) or terminating (4); the next query on it fails this way. Another
+# state number would be two operations on one connection at once: a bug, not an outage.
+_PG_WEDGED = re.compile(r"another operation \([124]\) is in progress")
 _STORE_MODULES = ("asyncpg", "redis")
 _OUTAGES = (RedisConnectionError, RedisTimeoutError, *_PG_OUTAGES)
 
@@ -49,6 +55,8 @@ def is_store_outage(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.ObjectNotInPrerequisiteStateError):
         # 55000 from a database closed to connections (ALLOW_CONNECTIONS false)
         return "not currently accepting connections" in str(exc)
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return _PG_WEDGED.search(str(exc)) is not None
     if isinstance(exc, asyncpg.InterfaceError):
         return any(text in str(exc) for text in _PG_CLOSED)
     if isinstance(exc, OSError):  # TimeoutError and ConnectionRefusedError are OSErrors

@@ -41,6 +41,8 @@ async def test_a_refused_store_port_is_an_outage() -> None:
     asyncpg.exceptions.TooManyConnectionsError("too many clients"),
     asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
     asyncpg.exceptions.AdminShutdownError("terminating connection"),
+    asyncpg.exceptions.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress"),
 ])
 def test_postgres_outages(exc: BaseException) -> None:
     assert is_store_outage(exc)
@@ -50,6 +52,8 @@ def test_postgres_outages(exc: BaseException) -> None:
     asyncpg.DataError("date value out of range"),
     asyncpg.exceptions.DataError("invalid input"),
     asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+    asyncpg.exceptions.InternalClientError(
+        "cannot switch to state 12; another operation (15) is in progress"),
     asyncpg.exceptions.UniqueViolationError("duplicate key"),
     asyncpg.exceptions.LockNotAvailableError("could not obtain lock"),
     ResponseError("WRONGTYPE"),
