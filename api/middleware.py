@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api.outages import is_store_outage, store_unavailable
 from api.problems import Problem, problem_response
 
 log = logging.getLogger("voicegw.http")
@@ -23,6 +24,9 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "too_many_requests",
 }
+# Headers of aiohttp's own errors that describe the body it would have sent; every other
+# one (Allow on a 405, WWW-Authenticate, Retry-After) is part of the answer and is kept.
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
 
 
 @web.middleware
@@ -38,8 +42,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
-        return problem_response(Problem(exc.status, code, detail), request.path)
-    except Exception:
+        headers = {name: value for name, value in exc.headers.items()
+                   if name.lower() not in _BODY_HEADERS}
+        return problem_response(Problem(exc.status, code, detail, headers=headers),
+                                request.path)
+    except Exception as exc:
+        if is_store_outage(exc):
+            log.warning("store unavailable on %s %s: %r", request.method, request.path, exc)
+            return problem_response(store_unavailable(), request.path)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(
             Problem(500, "internal_error", "the gateway hit an unexpected error"), request.path

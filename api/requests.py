@@ -6,6 +6,7 @@ import hmac
 import json
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
@@ -20,10 +21,16 @@ _AUTH_HEADERS = {"WWW-Authenticate": 'Bearer realm="voicegw"'}
 def _bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Problem(401, "unauthorized", "send Authorization: Bearer <key>",
                       headers=_AUTH_HEADERS)
-    return token.strip()
+    # Keys and the admin token are printable ASCII. Anything else (bytes that are not
+    # UTF-8 arrive as surrogates and cannot be encoded) is a wrong key, not a crash.
+    if not (token.isascii() and token.isprintable()):
+        raise Problem(401, "unauthorized", "the credentials are not valid",
+                      headers=_AUTH_HEADERS)
+    return token
 
 
 def require_admin(request: web.Request) -> None:
@@ -78,6 +85,24 @@ async def read_capped(request: web.Request, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+async def form_fields(request: web.Request, limit: int) -> dict[str, list[str]]:
+    """An `application/x-www-form-urlencoded` body of at most `limit` bytes, as the
+    webhooks' senders post it: 415 for another media type (a multipart body, with or
+    without its boundary), 413 when longer, 400 when it is not a UTF-8 form."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise Problem(415, "unsupported_media_type",
+                      "send the fields form-encoded (application/x-www-form-urlencoded)")
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, "payload_too_large", f"bodies are limited to {limit} bytes")
+    raw = await read_capped(request, limit)
+    if len(raw) > limit:
+        raise Problem(413, "payload_too_large", f"bodies are limited to {limit} bytes")
+    try:
+        return parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Problem(400, "malformed_payload", f"the body is not a form: {exc}") from exc
 
 
 def _reject_constant(name: str) -> None:

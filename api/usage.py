@@ -1,8 +1,10 @@
 """`GET /v1/usage?from=&to=&group_by=meter|day|channel`, read from the ledger.
 
 `from` and `to` are ISO dates or date-times (UTC when no offset is given); `to` is
-exclusive. Defaults: the last 30 days. Units are the meters' raw units (tokens, ms,
-characters, segments, messages); credits are exact decimal strings.
+exclusive. Defaults: the last 30 days. Both must lie between `EARLIEST` and `LATEST`
+(2000-01-01 and 2100-01-01 UTC), after their offset is applied: outside it is a 422.
+Units are the meters' raw units (tokens, ms, characters, segments, messages); credits
+are exact decimal strings.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from api.requests import require_tenant
 from metering.money import format_credits
 
 MAX_RANGE = dt.timedelta(days=400)
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 _GROUPS = {
     "meter": ("meter", "meter"),
     "channel": ("channel", "channel"),
@@ -33,7 +37,16 @@ def _instant(request: web.Request, field: str, default: dt.datetime) -> dt.datet
         value = dt.datetime.fromisoformat(text)
     except ValueError as exc:
         raise invalid_field(field, "must be an ISO 8601 date or date-time") from exc
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    out_of_range = invalid_field(field, f"must be between {EARLIEST.date()} and "
+                                        f"{LATEST.date()} (UTC)")
+    try:
+        # Applying the offset first: 0001-01-01T00:00+23:59 is a day before year 1.
+        value = value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    except OverflowError as exc:
+        raise out_of_range from exc
+    if not EARLIEST <= value <= LATEST:
+        raise out_of_range
+    return value
 
 
 async def usage_handler(request: web.Request) -> web.Response:

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -31,6 +30,7 @@ from gateway.metrics import Metrics
 from gateway.services import migrate_until_done
 from gateway.sessions import SessionRegistry
 from gateway.state import METRICS, SCHEMA_READY, SESSIONS, SETTINGS
+from gateway.stores import redis_client
 from gateway.voice_routes import add_voice_routes
 from gateway.wiring import wire_metering
 
@@ -67,12 +67,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = aioredis.Redis.from_url(
-        app[SETTINGS].redis_url,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=10,
-    )
+    client = redis_client(app[SETTINGS].redis_url)
     app[REDIS] = client
     yield
     await client.aclose()

@@ -10,9 +10,9 @@ import sys
 from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.stores import redis_client
 from metering.credit_store import CreditStore
 from metering.reconcile import reconcile
 from metering.sink import Sink
@@ -32,7 +32,7 @@ def _settings() -> Settings:
 
 async def _sink_main(consumer: str | None) -> None:
     settings = _settings()
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = redis_client(settings.redis_url)
     pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=4)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -63,7 +63,7 @@ async def drain(sink: Sink, max_passes: int = 10_000) -> int:
 
 async def _reconcile_main(repair: bool) -> int:
     settings = _settings()
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = redis_client(settings.redis_url)
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
     assert pool is not None
     try:

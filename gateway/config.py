@@ -55,6 +55,14 @@ class Settings:
     # A call records its usage in the credit store this often between renewals: a gateway
     # that dies leaves at most this much of each call unbilled (docs/metering.md).
     usage_report_s: float = 5.0
+    # Client sockets (gateway/sockets.py): a connection between requests is closed after
+    # idle_timeout_s; a request line and headers must arrive within header_timeout_s of
+    # their first byte; one process holds at most max_connections_per_ip connections from
+    # one client address (0: no cap). Twilio's media streams may come from few addresses:
+    # keep the cap well above max_calls.
+    idle_timeout_s: float = 75.0
+    header_timeout_s: float = 10.0
+    max_connections_per_ip: int = 256
     llm_model: str = "gpt-4.1-mini"
     stt_model: str = "gpt-4o-mini-transcribe"
     tts_model: str = "eleven_flash_v2_5"
@@ -164,6 +172,12 @@ def load_settings(
     if isinstance(report, float) and not MIN_USAGE_REPORT_S <= report <= MAX_USAGE_REPORT_S:
         problems.append(f"{env_name('usage_report_s')}: invalid (must be "
                         f"{MIN_USAGE_REPORT_S:g}-{MAX_USAGE_REPORT_S:g} seconds)")
+    for name in ("idle_timeout_s", "header_timeout_s"):
+        if values.get(name) == 0:
+            problems.append(f"{env_name(name)}: invalid (must be more than 0)")
+    cap = values.get("max_connections_per_ip")
+    if isinstance(cap, int) and cap < 0:
+        problems.append(f"{env_name('max_connections_per_ip')}: invalid (0 for no cap, or more)")
     token = values.get("admin_token")
     if isinstance(token, str) and len(token) < 16 and "admin_token" in required:
         problems.append(f"{env_name('admin_token')}: invalid (must be at least 16 characters)")

@@ -99,6 +99,12 @@ class Metrics:
             "voicegw_outbox_oldest_age_seconds",
             "Age of the oldest event waiting in the outbox streams (0 when none wait)",
             mode="livemax")
+        self.connections_closed = self.counter(
+            "voicegw_connections_closed_total",
+            "Client connections the gateway closed, by reason: idle, header_timeout, "
+            "per_address_cap", ("reason",))
+        self.open_connections = self.gauge(
+            "voicegw_open_connections", "Client connections open (summed over workers)")
         self.replays = self.counter(
             "voicegw_replays_total",
             "Replayed webhooks, media streams and credit sessions refused, by channel and stage",

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.sockets import ConnectionGuard, GuardedSite, SocketLimits
+from gateway.state import METRICS
 
 log = logging.getLogger("voicegw.runner")
 
@@ -41,11 +43,14 @@ async def serve_until_stopped(
     """Serves until SIGINT/SIGTERM (or `stop` is set), then shuts down gracefully:
     stop accepting, let live sessions finish up to the grace deadline, settle the rest."""
     app = create_app(settings)
+    guard = ConnectionGuard(SocketLimits.from_settings(settings), app[METRICS])
+    app.middlewares.insert(0, guard.middleware())  # outermost: it times whole requests
     runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=settings.shutdown_grace_s, access_log=None
+        app, handle_signals=False, shutdown_timeout=settings.shutdown_grace_s, access_log=None,
+        keepalive_timeout=settings.idle_timeout_s,
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+    site = GuardedSite(runner, guard, settings.host, settings.port, reuse_port=reuse_port)
     await site.start()
     port = _bound_port(runner) or settings.port
     log.info("gateway listening on %s:%d", settings.host, port)

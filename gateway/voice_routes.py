@@ -23,6 +23,7 @@ from aiohttp import web
 from agents.voice.services import VoiceProviders, openai_http_client
 from api.context import CREDIT_STORE, PG_POOL, REDIS
 from api.problems import Problem
+from api.requests import form_fields
 from gateway.codecs import session_token, twilio_signature, twiml
 from gateway.state import METRICS, SESSIONS, SETTINGS
 from gateway.twilio_rest import TwilioCalls
@@ -40,6 +41,7 @@ from metering.tenants import tenant_for_number
 log = logging.getLogger("voicegw.voice")
 
 STREAM_TOKEN_TTL_S = 60
+MAX_FORM_BYTES = 64 * 1024  # a Twilio voice form is a few KB
 NOT_IN_SERVICE = "The number you have called is not in service. Goodbye."
 UNAVAILABLE = "This service is not available at the moment. Please try again later. Goodbye."
 BUSY = "All our lines are busy. Please call again in a few minutes. Goodbye."
@@ -53,12 +55,7 @@ def _twiml(body: str) -> web.Response:
 async def signed_form(request: web.Request) -> dict[str, list[str]]:
     """The webhook's form fields, once its X-Twilio-Signature proved Twilio sent them."""
     settings = request.app[SETTINGS]
-    form = await request.post()
-    params: dict[str, list[str]] = {}
-    for name, value in form.items():
-        if not isinstance(value, str):
-            raise Problem(400, "bad_request", "file uploads are not accepted here")
-        params.setdefault(name, []).append(value)
+    params = await form_fields(request, MAX_FORM_BYTES)
     url = settings.public_url.rstrip("/") + request.path_qs
     signature = request.headers.get("X-Twilio-Signature", "")
     if not settings.twilio_auth_token or not twilio_signature.validate(

@@ -26,6 +26,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from agents.voice.call import CallSetup, VoiceCall
 from api.context import CREDIT_STORE, PG_POOL, REDIS
+from api.outages import is_store_outage
 from gateway.codecs import session_token
 from gateway.codecs.exceptions import MediaStreamError, TokenError
 from gateway.codecs.twilio_media import (
@@ -61,6 +62,7 @@ log = logging.getLogger("voicegw.stream")
 START_TIMEOUT_S = 10.0
 MAX_WS_MESSAGE = 64 * 1024  # aiohttp's own cap; the codec's tighter one answers first
 TOKEN_REPLAY_TTL_S = 3600
+TOKEN_CHECK_RETRY_S = 0.5
 
 
 class TwilioChannel:
@@ -117,9 +119,28 @@ async def _claims(request: web.Request, start: Start) -> dict[str, object]:
     if claims.get("call") != start.call_sid:
         raise TokenError("malformed", "the token was issued for another call")
     key = f"{request.app[SETTINGS].redis_prefix}streamtoken:{claims['nonce']}"
-    if not await request.app[REDIS].set(key, start.call_sid, nx=True, ex=TOKEN_REPLAY_TTL_S):
+    try:
+        first_use = await request.app[REDIS].set(key, start.call_sid, nx=True,
+                                                 ex=TOKEN_REPLAY_TTL_S)
+    except Exception as exc:
+        if not is_store_outage(exc):
+            raise
+        # Once more after a pause: a call that starts while Redis restarts still starts.
+        await asyncio.sleep(TOKEN_CHECK_RETRY_S)
+        first_use = await request.app[REDIS].set(key, start.call_sid, nx=True,
+                                                 ex=TOKEN_REPLAY_TTL_S)
+    if not first_use:
         raise TokenError("malformed", "the token was used before")
     return claims
+
+
+async def _close_on_outage(ws: web.WebSocketResponse, exc: Exception) -> None:
+    """A store that is down: 1011 (try again later), not a protocol error; anything else
+    is a bug and goes on up."""
+    if not is_store_outage(exc):
+        raise exc
+    log.warning("stream ended: a store is unavailable: %r", exc)
+    await _close(ws, WSCloseCode.INTERNAL_ERROR, "store unavailable, try again")
 
 
 async def media_stream(request: web.Request) -> web.StreamResponse:
@@ -142,13 +163,19 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     except TimeoutError:
         await _close(ws, WSCloseCode.POLICY_VIOLATION, "no start within the time allowed")
         return ws
-    # One stream per call, ever, whatever token it carries (gateway.voice_replay).
-    if not await claim(request.app[REDIS], request.app[SETTINGS].redis_prefix,
-                       start.call_sid, "stream"):
-        refused_replay(request.app[METRICS], start.call_sid, "stream")
-        await _close(ws, WSCloseCode.POLICY_VIOLATION, "the call was streamed before")
+    except Exception as exc:
+        await _close_on_outage(ws, exc)
         return ws
-    await _run_call(request, ws, parser, start, claims)
+    try:
+        # One stream per call, ever, whatever token it carries (gateway.voice_replay).
+        if not await claim(request.app[REDIS], request.app[SETTINGS].redis_prefix,
+                           start.call_sid, "stream"):
+            refused_replay(request.app[METRICS], start.call_sid, "stream")
+            await _close(ws, WSCloseCode.POLICY_VIOLATION, "the call was streamed before")
+            return ws
+        await _run_call(request, ws, parser, start, claims)
+    except Exception as exc:
+        await _close_on_outage(ws, exc)
     return ws
 
 

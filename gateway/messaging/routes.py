@@ -19,15 +19,15 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import parse_qs
 
 import asyncpg
 import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from api.outages import store_unavailable
 from api.problems import Problem, invalid_field
-from api.requests import json_object, require_tenant, required_str
+from api.requests import form_fields, json_object, require_tenant, required_str
 from gateway.codecs import sms_webhook, twilio_signature, whatsapp
 from gateway.codecs.exceptions import (
     SmsWebhookError,
@@ -77,8 +77,7 @@ async def _stored(work: Callable[[], Awaitable[T]]) -> T:
         return await work()
     except _UNAVAILABLE as exc:
         log.warning("message store unavailable: %s", exc)
-        raise Problem(503, "unavailable", "the message store is unreachable; retry later",
-                      headers={"Retry-After": "10"}) from exc
+        raise store_unavailable("the message store is unreachable; retry later") from exc
 
 
 async def whatsapp_verify(request: web.Request) -> web.Response:
@@ -121,13 +120,7 @@ async def _signed_form(request: web.Request) -> dict[str, list[str]]:
     token = m.settings.twilio_auth_token
     if not token:
         raise Problem(503, "channel_not_configured", "VOICEGW_TWILIO_AUTH_TOKEN is not set")
-    body = await read_body(request, MAX_SMS_BYTES)
-    if request.content_type != "application/x-www-form-urlencoded":
-        raise Problem(415, "unsupported_media_type", "Twilio posts form-encoded fields")
-    try:
-        params = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Problem(400, "malformed_payload", f"not a form: {exc}") from exc
+    params = await form_fields(request, MAX_SMS_BYTES)
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         raise Problem(401, "missing_signature", "X-Twilio-Signature header missing")

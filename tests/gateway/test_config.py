@@ -23,6 +23,8 @@ def test_defaults_and_types() -> None:
     assert settings.host == "0.0.0.0"
     assert settings.openai_base_url == "https://api.openai.com/v1"
     assert settings.usage_report_s == 5.0
+    assert (settings.idle_timeout_s, settings.header_timeout_s,
+            settings.max_connections_per_ip) == (75.0, 10.0, 256)
 
 
 def test_every_missing_required_variable_is_named() -> None:
@@ -48,6 +50,9 @@ def test_every_missing_required_variable_is_named() -> None:
         ("VOICEGW_SHUTDOWN_GRACE_S", "-1", "VOICEGW_SHUTDOWN_GRACE_S: invalid"),
         ("VOICEGW_USAGE_REPORT_S", "0", "VOICEGW_USAGE_REPORT_S: invalid (must be 0.5-60"),
         ("VOICEGW_USAGE_REPORT_S", "61", "VOICEGW_USAGE_REPORT_S: invalid (must be 0.5-60"),
+        ("VOICEGW_IDLE_TIMEOUT_S", "0", "VOICEGW_IDLE_TIMEOUT_S: invalid (must be more than 0)"),
+        ("VOICEGW_HEADER_TIMEOUT_S", "0", "VOICEGW_HEADER_TIMEOUT_S: invalid (must be more"),
+        ("VOICEGW_MAX_CONNECTIONS_PER_IP", "-1", "VOICEGW_MAX_CONNECTIONS_PER_IP: invalid"),
     ],
 )
 def test_invalid_values_are_named(name: str, value: str, expected: str) -> None:
