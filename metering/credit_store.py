@@ -51,9 +51,11 @@ from metering.keys import check_id, live_pattern, tenant_keys, tenant_of_live_ke
 EVENT_MARKER_TTL_S = 7 * 24 * 3600
 
 
-def _load(name: str) -> str:
+def _load(name: str, paused_below: int) -> str:
+    """A script with the bounds and the paused rule (balance alerts) prepended."""
     folder = resources.files("metering") / "lua"
-    return "\n".join((lua_constants(), (folder / "lib.lua").read_text(),
+    return "\n".join((lua_constants(), f"local PAUSED_BELOW = {int(paused_below)}",
+                      (folder / "lib.lua").read_text(),
                       (folder / f"{name}.lua").read_text()))
 
 
@@ -175,9 +177,9 @@ class CreditStore:
         self.redis = redis
         self.prefix = prefix
         self.min_billable_micro = min_billable_micro
-        self._sources = {name: _load(name) for name in
+        self._sources = {name: _load(name, min_billable_micro) for name in
                          ("reserve", "update", "record", "terminate", "charge", "topup",
-                          "rebuild")}
+                          "rebuild", "alert_threshold")}
         self._shas: dict[str, str] = {}
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -255,7 +257,7 @@ class CreditStore:
         check_amount("requested", requested, MAX_CHARGE_MICRO)
         check_amount("min_grant", min_grant, MAX_CHARGE_MICRO)
         check_amount("overdraft_limit", overdraft_limit, MAX_OVERDRAFT_MICRO)
-        return ScriptCall("reserve", [k.account, k.session(session_id), k.live],
+        return ScriptCall("reserve", [k.account, k.session(session_id), k.live, k.outbox],
                           [tenant, session_id, channel, requested, min_grant, validity_ms,
                            overdraft_limit, now_ms, _json_object("meta", meta) or "{}"], _grant)
 
@@ -286,7 +288,8 @@ class CreditStore:
         check_id("topup id", topup_id)
         if check_amount("micro", micro, MAX_BALANCE_MICRO) == 0:
             raise ValueError("a top-up must add credit")
-        status = _text(await self._run("topup", [k.account, k.topups], [topup_id, micro]))
+        status = _text(await self._run("topup", [k.account, k.topups, k.outbox],
+                                       [topup_id, micro]))
         if status == "balance_limit":
             balance = await self.balance(tenant)
             raise BalanceLimit(balance.available + balance.reserved, micro)
@@ -410,8 +413,15 @@ class CreditStore:
         check_amount("billed", billed, MAX_LIFETIME_MICRO)
         balance = check_amount("balance", topped_up - billed, MAX_BALANCE_MICRO,
                                -MAX_BALANCE_MICRO)
-        status, available = await self._run("rebuild", [k.account, k.topups],
+        status, available = await self._run("rebuild", [k.account, k.topups, k.outbox],
                                              [topped_up, billed, balance, *topup_ids])
         if status != b"rebuilt":
             raise OutOfBounds("balance", "the ledger's totals are beyond what the account holds")
         return int(available)
+
+    async def set_alert_threshold(self, tenant: str, micro: int) -> str:
+        """Sets the low-balance threshold the scripts compare the balance with (0 clears
+        it); the current state is recorded without an event. set, unchanged or cleared."""
+        k = tenant_keys(self.prefix, tenant)
+        check_amount("low_balance", micro, MAX_BALANCE_MICRO)
+        return _text(await self._run("alert_threshold", [k.account], [micro]))

@@ -1,6 +1,6 @@
 -- Rebuild a tenant's account from the ledger (Redis lost its data, or reconcile --repair).
 -- Reservations of live sessions are kept: available = topped_up - billed - reserved.
--- KEYS: acct, applied top-up ids. ARGV: topped_up, billed, balance (topped_up - billed,
+-- KEYS: acct, applied top-up ids, outbox (balance alerts). ARGV: topped_up, billed, balance (topped_up - billed,
 -- computed exactly by the caller), topup ids...
 -- Returns {status, available}: rebuilt, or out_of_bounds (a value the account cannot
 -- hold: nothing is written). The subtraction is done by HINCRBY, in 64-bit integers.
@@ -14,4 +14,5 @@ redis.call('HSET', KEYS[1], 'topped_up', ARGV[1], 'billed', ARGV[2], 'reserved',
            'available', ARGV[3])
 local available = redis.call('HINCRBY', KEYS[1], 'available', int(-reserved))
 for i = 4, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+alerts(KEYS[1], KEYS[3])
 return {'rebuilt', int(available)}
