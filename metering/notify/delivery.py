@@ -196,6 +196,10 @@ class DeliveryWorker:
             return done(False, None, f"no answer within {self.timeout_s:g} s")
         except ForbiddenAddress as exc:
             return done(False, None, f"refused: {exc}")
+        except aiohttp.ClientConnectorError as exc:  # the resolver's refusal comes wrapped
+            if isinstance(exc.os_error, ForbiddenAddress):
+                return done(False, None, f"refused: {exc.os_error}")
+            return done(False, None, f"{type(exc).__name__}: {exc}"[:500])
         except (aiohttp.ClientError, OSError) as exc:
             return done(False, None, f"{type(exc).__name__}: {exc}"[:500])
 
