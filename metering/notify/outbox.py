@@ -37,9 +37,10 @@ INSERT INTO webhook_messages (endpoint_id, tenant_id, webhook_id, event_type, bo
                               next_attempt_at, created_at)
 SELECT e.id, e.tenant_id, ev.webhook_id, ev.event_type, ev.body, ev.at, ev.at
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[])
-     AS ev(tenant_id, event_type, webhook_id, body, at)
+     WITH ORDINALITY AS ev(tenant_id, event_type, webhook_id, body, at, n)
 JOIN webhook_endpoints e ON e.tenant_id = ev.tenant_id AND e.enabled
                          AND ev.event_type = ANY(e.events)
+ORDER BY ev.n  -- ids in the order the events happened (delivery order among equals)
 ON CONFLICT (endpoint_id, webhook_id) DO NOTHING
 """
 

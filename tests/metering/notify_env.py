@@ -3,7 +3,6 @@ the tests move, a real aiosmtpd mail catcher, and a tenant with an endpoint."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import socket
 import uuid
@@ -110,8 +109,3 @@ async def tenant_with_endpoint(pool: asyncpg.Pool, url: str, events: list[str]
     tenant = uuid.UUID(await insert_tenant(pool))
     return tenant, await create_endpoint(pool, tenant, url, events, allow_private=True)
 
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.02)
