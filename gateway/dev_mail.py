@@ -57,7 +57,8 @@ class MailCatcher:
         body = parsed.get_body(("plain",)) if isinstance(parsed, EmailMessage) else None
         self.mails.append(CaughtMail(
             dt.datetime.now(dt.UTC), str(envelope.mail_from), list(envelope.rcpt_tos),
-            str(parsed.get("Subject", "")), body.get_content() if body is not None else ""))
+            str(parsed.get("Subject", "")),
+            body.get_content().replace("\r\n", "\n") if body is not None else ""))
         del self.mails[:-MAX_KEPT]
         async with self.arrived:
             self.arrived.notify_all()

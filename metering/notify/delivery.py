@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import asyncpg
 
+from metering.notify.errors import InvalidField
 from metering.notify.mail import enqueue_mail, tenant_emails, utcnow
 from metering.notify.signing import headers
 from metering.notify.urls import ForbiddenAddress, GuardedResolver, check_target
@@ -159,11 +160,12 @@ class DeliveryWorker:
 
     # -- one attempt -------------------------------------------------------------------
     async def deliver(self, item: Claimed) -> None:
-        result = await self.post(item)
         try:
-            await self.record(item, result)
+            await self.record(item, await self.post(item))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("webhook attempt not recorded (lease will expire): %s", exc)
+        except Exception:  # a bug must not kill the worker; the lease expires, it is retried
+            log.exception("webhook delivery of message %d failed", item.message_id)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -194,7 +196,7 @@ class DeliveryWorker:
                 return done(False, response.status, f"HTTP {response.status}")
         except TimeoutError:
             return done(False, None, f"no answer within {self.timeout_s:g} s")
-        except ForbiddenAddress as exc:
+        except (ForbiddenAddress, InvalidField) as exc:
             return done(False, None, f"refused: {exc}")
         except aiohttp.ClientConnectorError as exc:  # the resolver's refusal comes wrapped
             if isinstance(exc.os_error, ForbiddenAddress):
