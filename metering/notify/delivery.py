@@ -74,6 +74,8 @@ SELECT e.id, e.url, e.secret FROM webhook_endpoints e
 WHERE e.enabled AND e.id IN (
     SELECT m.endpoint_id FROM webhook_messages m WHERE m.status = 'pending'
     AND m.next_attempt_at <= $1 AND (m.lease_until IS NULL OR m.lease_until <= $1))
+AND (SELECT count(*) FROM webhook_messages y               -- endpoints at their cap wait:
+     WHERE y.endpoint_id = e.id AND y.lease_until > $1) < $3  -- others are not starved
 LIMIT $2 FOR NO KEY UPDATE OF e SKIP LOCKED
 """
 
@@ -148,7 +150,8 @@ class DeliveryWorker:
         token = uuid.uuid4()
         async with self.pool.acquire() as conn, conn.transaction():
             endpoints = {row["id"]: row for row in
-                         await conn.fetch(_LOCK_ENDPOINTS, now, self.endpoints_per_claim)}
+                         await conn.fetch(_LOCK_ENDPOINTS, now, self.endpoints_per_claim,
+                                          self.max_in_flight)}
             if not endpoints:
                 return []
             rows = await conn.fetch(_LEASE, list(endpoints), now,

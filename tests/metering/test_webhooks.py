@@ -5,6 +5,7 @@ with workers racing, and refused for addresses inside the gateway's network."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import asyncpg
@@ -295,3 +296,25 @@ async def test_endpoints_list_test_delete_and_pages(pg_pool: asyncpg.Pool,
     with pytest.raises(InvalidField) as bad:
         await list_endpoints(pg_pool, tenant, cursor="not-a-cursor")
     assert bad.value.field == "cursor"
+
+
+async def test_the_running_worker_delivers_what_commits(pg_pool: asyncpg.Pool,
+                                                        receiver: Receiver) -> None:
+    arrived = asyncio.Event()
+
+    async def answer(n: int) -> web.Response:
+        arrived.set()
+        return web.Response(status=200)
+
+    receiver.behaviour = answer
+    tenant, created = await tenant_with_endpoint(pg_pool, receiver.url, ["success.created"])
+    worker = DeliveryWorker(pg_pool, allow_private=True, poll_s=0.05)
+    running = asyncio.create_task(worker.run())
+    try:
+        await _emit(pg_pool, tenant, "s9:call-1")
+        await asyncio.wait_for(arrived.wait(), 10)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert [e["type"] for e in receiver.verified(created.secret)] == ["success.created"]
