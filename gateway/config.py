@@ -66,6 +66,11 @@ class Settings:
     llm_model: str = "gpt-4.1-mini"
     stt_model: str = "gpt-4o-mini-transcribe"
     tts_model: str = "eleven_flash_v2_5"
+    # Webhook URLs may resolve to loopback/private addresses (development and tests only:
+    # otherwise a tenant could make the gateway call into its own network).
+    webhooks_allow_private: bool = False
+    smtp_url: str = ""  # smtp://[user:password@]host[:port] or smtps://...; empty: no mail
+    mail_from: str = "voicegw <noreply@localhost>"
 
     def redacted(self) -> dict[str, str]:
         """The settings with every secret masked, for logs and `voicegw dev` output."""
@@ -91,6 +96,7 @@ SECRETS = frozenset(
         "whatsapp_app_secret",
         "whatsapp_verify_token",
         "whatsapp_access_token",
+        "smtp_url",
     }
 )
 _URL_SCHEMES = {
@@ -101,6 +107,7 @@ _URL_SCHEMES = {
     "openai_base_url": ("http", "https"),
     "elevenlabs_base_url": ("http", "https"),
     "graph_api_base": ("http", "https"),
+    "smtp_url": ("smtp", "smtps"),
 }
 
 

@@ -8,6 +8,10 @@ with a real key or base URL set is used instead of its emulator. The vendor emul
 run as a child process (gateway/dev_emulators.py). While it runs, `dev.json` also holds
 a `running` section with every URL and credential a tool needs (load.caller_cli and
 load.message_cli read it); it is removed when `voicegw dev` stops.
+
+Unless VOICEGW_SMTP_URL is set, mail goes to a local SMTP catcher (gateway/dev_mail.py)
+whose mails are shown at `/dev/mail`; webhooks may call private addresses
+(VOICEGW_WEBHOOKS_ALLOW_PRIVATE=true), so a receiver on the laptop works.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
@@ -28,6 +33,7 @@ from aiohttp import web
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.dev_banner import banner, running_info
 from gateway.dev_emulators import EmulatorProcess
+from gateway.dev_mail import MailCatcher, add_mail_routes
 from gateway.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from gateway.logs import configure_logging
 from gateway.runner import install_uvloop, serve_until_stopped
@@ -97,10 +103,11 @@ def run_dev(data_dir: str) -> int:
             print(f"voicegw dev: {exc}")
             return 1
         vendors = _emulated_vendors(env, emulators)
+        catch_mail = not env.get("VOICEGW_SMTP_URL")
         settings = _dev_settings(_dev_values(env, state, vendors))
         install_uvloop()
         asyncio.run(_dev_main(settings, state, state_path, emulators,
-                              sorted(vendors_emulated(vendors))))
+                              sorted(vendors_emulated(vendors)), catch_mail=catch_mail))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"voicegw dev: {problem}")
@@ -156,6 +163,8 @@ def _dev_values(env: dict[str, str], state: dict[str, Any],
         "VOICEGW_WHATSAPP_APP_SECRET": "dev-whatsapp-app-secret",
         "VOICEGW_WHATSAPP_VERIFY_TOKEN": "dev-whatsapp-verify-token",
         "VOICEGW_WHATSAPP_ACCESS_TOKEN": "dev-whatsapp-access-token",
+        "VOICEGW_WEBHOOKS_ALLOW_PRIVATE": "true",
+        "VOICEGW_MAIL_FROM": "voicegw dev <dev@voicegw.localhost>",
     }
     return {**defaults, **vendors, **{k: v for k, v in env.items() if v}}
 
@@ -163,24 +172,39 @@ def _dev_values(env: dict[str, str], state: dict[str, Any],
 def _dev_settings(merged: dict[str, str]) -> Settings:
     if merged["VOICEGW_PORT"] == "0":  # any free port, chosen now so PUBLIC_URL can name it
         merged["VOICEGW_PORT"] = str(free_port())
+    if "VOICEGW_SMTP_URL" not in merged:  # the mail catcher's port, chosen now
+        merged["VOICEGW_SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"
     if "VOICEGW_PUBLIC_URL" not in merged:
         merged["VOICEGW_PUBLIC_URL"] = f"http://127.0.0.1:{merged['VOICEGW_PORT']}"
     return load_settings(merged)
 
 
 async def _dev_main(settings: Settings, state: dict[str, Any], state_path: Path,
-                    emulators: dict[str, str], emulated: list[str]) -> None:
+                    emulators: dict[str, str], emulated: list[str], *,
+                    catch_mail: bool = True) -> None:
     await migrate_url(settings.database_url)
+    catcher = MailCatcher()
+    if catch_mail:
+        await catcher.start("127.0.0.1", urlsplit(settings.smtp_url).port or 25)
 
     async def on_started(app: web.Application, port: int) -> None:
         await _ensure_demo_tenant(app, state, state_path)
         state["running"] = running_info(settings, port, state, emulators,
                                         demo_number=DEMO_NUMBER,
                                         whatsapp_id=DEMO_WHATSAPP_ID)
+        if catch_mail:
+            state["running"]["mail_url"] = f"http://{settings.host}:{port}/dev/mail"
         _save_state(state_path, state)
         print(banner(state["running"], emulated), flush=True)
+        if catch_mail:
+            print(f"  caught mail:  {state['running']['mail_url']}", flush=True)
 
-    await serve_until_stopped(settings, on_started=on_started)
+    try:
+        await serve_until_stopped(
+            settings, on_started=on_started,
+            configure=(lambda app: add_mail_routes(app, catcher)) if catch_mail else None)
+    finally:
+        await catcher.stop()
 
 
 _VENDOR_SETTINGS = {

@@ -39,12 +39,15 @@ async def serve_until_stopped(
     on_started: StartHook | None = None,
     stop: asyncio.Event | None = None,
     reuse_port: bool = False,
+    configure: Callable[[web.Application], None] | None = None,
 ) -> None:
     """Serves until SIGINT/SIGTERM (or `stop` is set), then shuts down gracefully:
     stop accepting, let live sessions finish up to the grace deadline, settle the rest."""
     app = create_app(settings)
     guard = ConnectionGuard(SocketLimits.from_settings(settings), app[METRICS])
     app.middlewares.insert(0, guard.middleware())  # outermost: it times whole requests
+    if configure is not None:  # `voicegw dev`'s own routes, before the app is frozen
+        configure(app)
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=settings.shutdown_grace_s, access_log=None,
         keepalive_timeout=settings.idle_timeout_s,

@@ -1,7 +1,9 @@
-"""Metering services wired into the app: the credit store, the outbox sink, the sweeper.
+"""Metering services wired into the app: the credit store, the outbox sink, the sweeper,
+the webhook delivery and mail workers.
 
-The sink and the sweeper run in every gateway process; several processes cooperate
-(one consumer group for the sink; sweeping is an idempotent Lua script per tenant).
+Everything here runs in every gateway process; several processes cooperate (one
+consumer group for the sink; sweeping is an idempotent Lua script per tenant;
+webhook messages and mails are claimed with FOR UPDATE SKIP LOCKED and a lease).
 Metering knows nothing of metrics: the store takes a timing hook, and the sink's own
 counts and backlog are copied into the metrics from here.
 """
@@ -20,9 +22,12 @@ from aiohttp import web
 from api.context import CREDIT_STORE, PG_POOL, REDIS
 from gateway.background import background_task
 from gateway.metrics import Metrics
-from gateway.state import METRICS, SETTINGS
+from gateway.state import METRICS, SCHEMA_READY, SETTINGS
 from metering.cards import all_cards
 from metering.credit_store import CreditStore
+from metering.notify.alerts import sync_thresholds
+from metering.notify.delivery import DeliveryWorker
+from metering.notify.mail import Mailer, MailWorker, SmtpServer
 from metering.number_fees import charge_number_fees
 from metering.ratecard import default_rate_card
 from metering.rating import smallest_billable_micro
@@ -34,6 +39,7 @@ SWEEP_EVERY_S = 5.0
 NUMBER_FEES_EVERY_S = 3600.0
 SINK_COUNTS_EVERY_S = 1.0
 OUTBOX_BACKLOG_EVERY_S = 5.0
+THRESHOLD_SYNC_EVERY_S = 300.0
 
 
 async def _credit_store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -120,9 +126,40 @@ async def run_number_fees(app: web.Application) -> None:
         await asyncio.sleep(NUMBER_FEES_EVERY_S)
 
 
+async def run_webhook_delivery(app: web.Application) -> None:
+    await app[SCHEMA_READY].wait()
+    worker = DeliveryWorker(app[PG_POOL],
+                            allow_private=app[SETTINGS].webhooks_allow_private)
+    await worker.run()
+
+
+async def run_mail(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    await app[SCHEMA_READY].wait()
+    mailer = Mailer(SmtpServer.from_url(settings.smtp_url), settings.mail_from)
+    await MailWorker(app[PG_POOL], mailer).run()
+
+
+async def run_threshold_sync(app: web.Application) -> None:
+    """Puts the low-balance thresholds back into Redis if it lost them (failover)."""
+    await app[SCHEMA_READY].wait()
+    while True:
+        try:
+            restored = await sync_thresholds(app[PG_POOL], app[CREDIT_STORE])
+            if restored:
+                log.info("restored %d low-balance thresholds", restored)
+        except Exception as exc:
+            log.warning("threshold sync failed: %s", exc)
+        await asyncio.sleep(THRESHOLD_SYNC_EVERY_S)
+
+
 def wire_metering(app: web.Application) -> None:
     app.cleanup_ctx.append(_credit_store_ctx)
     if app[SETTINGS].run_sink:
         app.cleanup_ctx.append(background_task("outbox-sink", run_sink))
     app.cleanup_ctx.append(background_task("sweeper", run_sweeper))
     app.cleanup_ctx.append(background_task("number-fees", run_number_fees))
+    app.cleanup_ctx.append(background_task("webhook-delivery", run_webhook_delivery))
+    app.cleanup_ctx.append(background_task("alert-thresholds", run_threshold_sync))
+    if app[SETTINGS].smtp_url:
+        app.cleanup_ctx.append(background_task("mail", run_mail))

@@ -57,9 +57,11 @@ EVENT_MARKER_TTL_S = 7 * 24 * 3600
 TimingHook = Callable[[str, float], None]
 
 
-def _load(name: str) -> str:
+def _load(name: str, paused_below: int) -> str:
+    """A script with the bounds and the paused rule (balance alerts) prepended."""
     folder = resources.files("metering") / "lua"
-    return "\n".join((lua_constants(), (folder / "lib.lua").read_text(),
+    return "\n".join((lua_constants(), f"local PAUSED_BELOW = {int(paused_below)}",
+                      (folder / "lib.lua").read_text(),
                       (folder / f"{name}.lua").read_text()))
 
 
@@ -185,9 +187,9 @@ class CreditStore:
         self.prefix = prefix
         self.min_billable_micro = min_billable_micro
         self.on_timing = on_timing
-        self._sources = {name: _load(name) for name in
+        self._sources = {name: _load(name, min_billable_micro) for name in
                          ("reserve", "update", "record", "terminate", "charge", "topup",
-                          "rebuild", "grant", "expire")}
+                          "rebuild", "grant", "expire", "alert_threshold")}
         self._shas: dict[str, str] = {}
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -274,7 +276,7 @@ class CreditStore:
         check_amount("requested", requested, MAX_CHARGE_MICRO)
         check_amount("min_grant", min_grant, MAX_CHARGE_MICRO)
         check_amount("overdraft_limit", overdraft_limit, MAX_OVERDRAFT_MICRO)
-        return ScriptCall("reserve", [k.account, k.session(session_id), k.live],
+        return ScriptCall("reserve", [k.account, k.session(session_id), k.live, k.outbox],
                           [tenant, session_id, channel, requested, min_grant, validity_ms,
                            overdraft_limit, now_ms, _json_object("meta", meta) or "{}"], _grant)
 
@@ -305,7 +307,8 @@ class CreditStore:
         check_id("topup id", topup_id)
         if check_amount("micro", micro, MAX_BALANCE_MICRO) == 0:
             raise ValueError("a top-up must add credit")
-        status = _text(await self._run("topup", [k.account, k.topups], [topup_id, micro]))
+        status = _text(await self._run("topup", [k.account, k.topups, k.outbox],
+                                       [topup_id, micro]))
         if status == "balance_limit":
             balance = await self.balance(tenant)
             raise BalanceLimit(balance.available + balance.reserved, micro)
@@ -429,7 +432,8 @@ class CreditStore:
         check_id("grant id", grant_id)
         if check_amount("micro", micro, MAX_BALANCE_MICRO) == 0:
             raise ValueError("a grant must add credit")
-        status = _text(await self._run("grant", [k.account, k.plan_credits], [grant_id, micro]))
+        status = _text(await self._run("grant", [k.account, k.plan_credits, k.outbox],
+                                       [grant_id, micro]))
         if status == "balance_limit":
             balance = await self.balance(tenant)
             raise BalanceLimit(balance.available + balance.reserved, micro)
@@ -443,7 +447,7 @@ class CreditStore:
         k = tenant_keys(self.prefix, tenant)
         check_id("expiry id", expiry_id)
         check_amount("requested", requested, MAX_BALANCE_MICRO)
-        status, micro = await self._run("expire", [k.account, k.plan_credits],
+        status, micro = await self._run("expire", [k.account, k.plan_credits, k.outbox],
                                         [expiry_id, requested])
         if status == b"out_of_bounds":
             raise OutOfBounds("expired", f"the lifetime total may reach {MAX_LIFETIME_MICRO}")
@@ -463,9 +467,16 @@ class CreditStore:
                                MAX_BALANCE_MICRO, -MAX_BALANCE_MICRO)
         pairs = [part for item in (plan_credits or {}).items() for part in item]
         status, available = await self._run(
-            "rebuild", [k.account, k.topups, k.plan_credits],
+            "rebuild", [k.account, k.topups, k.plan_credits, k.outbox],
             [topped_up, billed, balance, granted, expired, len(topup_ids), *topup_ids,
              *pairs])
         if status != b"rebuilt":
             raise OutOfBounds("balance", "the ledger's totals are beyond what the account holds")
         return int(available)
+
+    async def set_alert_threshold(self, tenant: str, micro: int) -> str:
+        """Sets the low-balance threshold the scripts compare the balance with (0 clears
+        it); the current state is recorded without an event. set, unchanged or cleared."""
+        k = tenant_keys(self.prefix, tenant)
+        check_amount("low_balance", micro, MAX_BALANCE_MICRO)
+        return _text(await self._run("alert_threshold", [k.account], [micro]))

@@ -5,6 +5,8 @@ Event types and the rows they become:
 - `charge`  -> one `ledger_entries` row (kind charge) and a `usage_events` row per meter
 - `session` -> one `sessions` row (the call record) and a `usage_events` row per meter,
                priced per meter from `details.charges` when the settling code put it there
+- `alert`   -> a balance alert (low, depleted, restored) for metering.notify; its id is
+               the stream entry's id, so a replayed entry raises nothing twice
 
 Every row carries an id derived from the event id, so writing an event twice is a no-op.
 An entry that cannot be read is never dropped: it goes to `outbox_rejects` for an
@@ -39,6 +41,7 @@ class EventRows:
     ledger: list[tuple[Any, ...]] = field(default_factory=list)
     sessions: list[tuple[Any, ...]] = field(default_factory=list)
     usage: list[tuple[Any, ...]] = field(default_factory=list)
+    alerts: list[BalanceAlert] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
     def tables(self) -> Iterator[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
@@ -51,6 +54,19 @@ class EventRows:
 
 
 Fields = dict[str, str]
+
+
+@dataclass(frozen=True)
+class BalanceAlert:
+    """A balance alert as the credit scripts raise it (lua/lib.lua `alerts`)."""
+
+    cause_id: str  # <tenant>:<stream entry id>
+    tenant_id: uuid.UUID
+    alert: str  # balance.low | balance.depleted | balance.restored
+    available: int
+    reserved: int
+    threshold: int
+    at: dt.datetime
 
 
 def _text(fields: Fields, name: str) -> str:
@@ -101,9 +117,21 @@ def _units(fields: Fields) -> tuple[dict[str, int], str]:
     return usage, raw
 
 
-def add_event(rows: EventRows, fields: Fields) -> None:
+def _alert(rows: EventRows, fields: Fields, tenant: uuid.UUID, entry_id: str) -> None:
+    ms = entry_id.split("-", 1)[0]
+    if not ms.isdigit():
+        raise BadEvent("an alert needs its stream entry id")
+    rows.alerts.append(BalanceAlert(f"{tenant}:{entry_id}", tenant, _text(fields, "alert"),
+                                    _int(fields, "available"), _int(fields, "reserved"),
+                                    _int(fields, "threshold"), _when(int(ms))))
+
+
+def add_event(rows: EventRows, fields: Fields, entry_id: str = "") -> None:
     kind = _text(fields, "type")
     tenant = _tenant(_text(fields, "tenant"))
+    if kind == "alert":
+        _alert(rows, fields, tenant, entry_id)
+        return
     channel = _text(fields, "channel")
     if kind == "debit":
         _, usage_text = _units(fields)
@@ -154,7 +182,7 @@ def rows_from_entries(entries: Sequence[tuple[bytes, dict[bytes, bytes]]]) -> Ev
     for entry_id, raw_fields in entries:
         try:
             fields = {k.decode(): v.decode() for k, v in raw_fields.items()}
-            add_event(rows, fields)
+            add_event(rows, fields, entry_id.decode())
         except (BadEvent, UnicodeDecodeError) as exc:
             readable = {k.decode(errors="replace"): v.decode(errors="replace")
                         for k, v in raw_fields.items()}

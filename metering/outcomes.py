@@ -5,6 +5,9 @@ An outcome and its business record are written in one transaction, keyed by an e
 derived from the session and the LLM's tool-call id: a retried or replayed tool call
 finds the event already there and returns the record it created the first time, so the
 customer gets the same confirmation and the tenant is billed one success.
+
+The tenant's `success.created` and `handoff.requested` webhooks are written in the same
+transaction as the event (metering.notify.outbox): sent exactly when it was recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any, Literal
 
 import asyncpg
 import orjson
+
+from metering.notify.outbox import emit
 
 OutcomeKind = Literal["appointment_booked", "ticket_created", "order_placed"]
 OUTCOME_KINDS: tuple[OutcomeKind, ...] = ("appointment_booked", "ticket_created",
@@ -85,6 +90,10 @@ async def record_outcome(pool: asyncpg.Pool, origin: Origin, call_id: str,
             await conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608
                                record_id, origin.tenant_id, origin.session_id,
                                origin.customer, *values)
+            await emit(conn, origin.tenant_id, "success.created", {
+                "event_id": event_id, "kind": kind, "record_id": str(record_id),
+                "session_id": origin.session_id, "channel": origin.channel,
+                "source": "agent"}, event_id)
     return RecordedOutcome(event_id, kind, record_id, created=bool(inserted))
 
 
@@ -105,11 +114,16 @@ def _business_row(record: Appointment | Ticket | Order
 async def record_handoff(pool: asyncpg.Pool, origin: Origin, call_id: str, reason: str,
                          target: str | None) -> bool:
     """Records a handoff to a human once; True when this call recorded it."""
-    inserted = await pool.fetchval(
-        """INSERT INTO handoffs (event_id, tenant_id, session_id, channel, reason, target)
-           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true""",
-        outcome_event_id(origin.session_id, call_id), origin.tenant_id, origin.session_id,
-        origin.channel, reason, target)
+    event_id = outcome_event_id(origin.session_id, call_id)
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await conn.fetchval(
+            """INSERT INTO handoffs (event_id, tenant_id, session_id, channel, reason, target)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true""",
+            event_id, origin.tenant_id, origin.session_id, origin.channel, reason, target)
+        if inserted:
+            await emit(conn, origin.tenant_id, "handoff.requested", {
+                "event_id": event_id, "session_id": origin.session_id,
+                "channel": origin.channel, "reason": reason, "target": target}, event_id)
     return bool(inserted)
 
 

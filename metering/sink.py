@@ -7,6 +7,11 @@ ON CONFLICT DO NOTHING on the event id, and acknowledged only after the commit:
 delivery is at-least-once, the effect exactly-once. A consumer that died leaves its
 entries pending; after `claim_idle_ms` another consumer claims and writes them. While
 PostgreSQL is down nothing is acknowledged: events wait in Redis and drain when it is back.
+
+In the same transaction the batch's notifications are written (metering.notify): a
+`session.completed` webhook message per settled session of a tenant with a subscribed
+endpoint (one lookup per batch; nothing for the others), and the webhook messages and
+mails of the balance alerts the credit scripts raised.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from metering.notify.sink_events import notify_batch
 from metering.outbox import EventRows, rows_from_entries
 
 log = logging.getLogger("voicegw.sink")
@@ -198,6 +204,7 @@ class Sink:
                                                          columns=columns)
                 except asyncpg.UniqueViolationError:
                     await self._insert_skipping_duplicates(conn, table, columns, records)
+            await notify_batch(conn, rows)
             if rows.rejected:
                 await conn.executemany(
                     """INSERT INTO outbox_rejects (entry_id, fields) VALUES ($1, $2::jsonb)

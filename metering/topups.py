@@ -7,6 +7,8 @@ ledger's balance (top-ups less the debits the sink has written), which is never 
 the live one (Redis has at most the committed top-ups, and at least the ledger's
 debits): conservative while the sink lags.
 
+The tenant's `topup.applied` webhook is written in the same transaction as the top-up.
+
 Only after the commit is the live balance in Redis credited, itself idempotent on the
 top-up id. If that step fails, `TopupPending` says so (the ledger row stays: the credit is
 owed) and a retry with the same key applies it; `voicegw reconcile` repairs any that is
@@ -26,6 +28,8 @@ from redis.exceptions import RedisError
 
 from metering.bounds import MAX_BALANCE_MICRO, MAX_TOPUP_CREDITS, BalanceLimit, OutOfBounds
 from metering.credit_store import CreditStore
+from metering.money import format_credits
+from metering.notify.outbox import emit
 from metering.ratecard import MICRO
 
 __all__ = ["MAX_TOPUP_CREDITS", "IdempotencyConflict", "TopupPending", "TopupResult", "topup"]
@@ -93,6 +97,9 @@ async def _record(conn: asyncpg.Connection, tenant_id: uuid.UUID, idempotency_ke
                                micro_credits, reference)
            VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         new_id, tenant_id, idempotency_key, fingerprint, credits, credits * MICRO, reference)
+    await emit(conn, tenant_id, "topup.applied", {
+        "topup_id": str(new_id), "credits": format_credits(credits * MICRO),
+        "micro_credits": credits * MICRO, "reference": reference}, str(new_id))
     return new_id, True
 
 

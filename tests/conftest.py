@@ -167,4 +167,4 @@ def event_loop_blocking_guard() -> Iterator[None]:
         asyncio_logger.removeHandler(catcher)
     if catcher.messages:
         pytest.fail("the event loop was blocked:\n" + "\n".join(catcher.messages))
-pytest_plugins = ["pytester", "tests.gateway.messaging_env"]
+pytest_plugins = ["pytester", "tests.gateway.messaging_env", "tests.metering.notify_env"]

@@ -20,4 +20,5 @@ if micro > 0 then
 end
 redis.call('XADD', outbox, '*', 'id', ARGV[2], 'type', 'charge', 'tenant', ARGV[1],
            'channel', ARGV[3], 'micro', int(micro), 'usage', ARGV[5], 'at', ARGV[6])
+alerts(acct, outbox)
 return {'charged', int(micro)}

@@ -1,5 +1,5 @@
 -- Expire the unused plan credits of an ended cycle, once per expiry id ("expiry:YYYY-MM").
--- KEYS: acct, plan credits (hash). ARGV: expiry_id, requested (micro-credits: the plan
+-- KEYS: acct, plan credits (hash), outbox (balance alerts). ARGV: expiry_id, requested (micro-credits: the plan
 -- credits left by the ledger's count).
 -- Never more than is available now (credits held by open sessions stay), never below 0.
 -- Returns {status, micro}: expired (micro taken now), replay (the amount taken before,
@@ -16,5 +16,6 @@ redis.call('HSET', KEYS[2], ARGV[1], int(micro))
 if micro > 0 then
   redis.call('HINCRBY', KEYS[1], 'expired', int(micro))
   redis.call('HINCRBY', KEYS[1], 'available', int(-micro))
+  alerts(KEYS[1], KEYS[3])
 end
 return {'expired', int(micro)}

@@ -1,6 +1,7 @@
 -- Credit a committed plan-credit grant to the live balance, once per grant id
 -- ("grant:YYYY-MM": one per tenant and cycle).
--- KEYS: acct, plan credits (hash: grant or expiry id -> micro-credits). ARGV: grant_id, micro.
+-- KEYS: acct, plan credits (hash: grant or expiry id -> micro-credits), outbox (balance
+-- alerts). ARGV: grant_id, micro.
 -- Returns applied, replay (applied before: nothing changes), balance_limit (the balance
 -- would pass MAX_BALANCE) or out_of_bounds (a lifetime total would pass MAX_LIFETIME).
 -- Every check comes before the first write: a refused grant leaves no trace.
@@ -14,4 +15,5 @@ if num(a[2]) + num(a[3]) + micro > MAX_BALANCE then return 'balance_limit' end
 redis.call('HSET', KEYS[2], ARGV[1], int(micro))
 redis.call('HINCRBY', KEYS[1], 'granted', int(micro))
 redis.call('HINCRBY', KEYS[1], 'available', int(micro))
+alerts(KEYS[1], KEYS[3])
 return 'applied'

@@ -80,3 +80,34 @@ local function session_state(sess)
   local s = redis.call('HMGET', sess, 'held', 'final', 'expires_ms', 'written_off', 'billed')
   return {num(s[1]), num(s[2]), num(s[3]), num(s[4]), num(s[5])}
 end
+
+-- Balance alerts, exact and once across every gateway: after a script changed the
+-- balance, compare it with the alert state kept in the account hash; on a change, record
+-- the new state and put one `alert` event on the outbox (the sink turns it into webhooks
+-- and mails). Paused (depleted): available < PAUSED_BELOW, the one rule of
+-- CreditStore.balance(). Low: the balance (available + reserved) below the tenant's
+-- `alert_low`, once per downward crossing. A state seen for the first time is recorded
+-- without an event.
+local function alerts(acct, outbox)
+  local a = redis.call('HMGET', acct, 'available', 'reserved', 'alert_low', 'alert_is_low',
+                       'alert_paused')
+  local available, reserved, threshold = num(a[1]), num(a[2]), num(a[3])
+  local raised = {}
+  local paused = available < PAUSED_BELOW and '1' or '0'
+  if a[5] ~= paused then
+    redis.call('HSET', acct, 'alert_paused', paused)
+    if a[5] then raised[#raised + 1] = paused == '1' and 'balance.depleted' or 'balance.restored' end
+  end
+  if threshold > 0 then
+    local low = available + reserved < threshold and '1' or '0'
+    if a[4] ~= low then
+      redis.call('HSET', acct, 'alert_is_low', low)
+      if low == '1' and a[4] then raised[#raised + 1] = 'balance.low' end
+    end
+  end
+  for _, alert in ipairs(raised) do
+    redis.call('XADD', outbox, '*', 'type', 'alert', 'alert', alert,
+               'tenant', string.match(acct, '{t:(.-)}'), 'available', int(available),
+               'reserved', int(reserved), 'threshold', int(threshold))
+  end
+end

@@ -1,7 +1,8 @@
 -- Rebuild a tenant's account from the ledger (Redis lost its data, or reconcile --repair).
 -- Reservations of live sessions are kept:
 -- available = topped_up + granted - billed - expired - reserved.
--- KEYS: acct, applied top-up ids, plan credits (grant/expiry id -> micro).
+-- KEYS: acct, applied top-up ids, plan credits (grant/expiry id -> micro), outbox
+-- (balance alerts).
 -- ARGV: topped_up, billed, balance (topped_up + granted - billed - expired, computed
 -- exactly by the caller), granted, expired, number of top-up ids, the top-up ids, then
 -- plan-credit id and micro pairs.
@@ -22,4 +23,5 @@ for i = 7, 6 + n_topups do redis.call('SADD', KEYS[2], ARGV[i]) end
 -- written to the ledger (a crash in between) is forgotten with its amount, and runs again.
 redis.call('DEL', KEYS[3])
 for i = 7 + n_topups, #ARGV, 2 do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+alerts(KEYS[1], KEYS[4])
 return {'rebuilt', int(available)}

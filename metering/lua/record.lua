@@ -11,5 +11,6 @@ if redis.call('HGET', sess, 'state') ~= 'open' then return {'unknown', '0', 1, '
 debit(acct, sess, outbox, ARGV[1], num(ARGV[2]), ARGV[3], num(ARGV[4]))
 redis.call('HSET', sess, 'reported_ms', int(num(ARGV[4])))
 if ARGV[5] ~= '' then redis.call('HSET', sess, 'meta', ARGV[5]) end
+alerts(acct, outbox)
 local state = session_state(sess)
 return {'recorded', int(state[1]), state[2], int(state[3]), int(state[4]), int(state[5])}

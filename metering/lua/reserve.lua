@@ -1,5 +1,5 @@
 -- INITIAL: open a session and reserve its first slice.
--- KEYS: acct, session, live. ARGV: tenant, session_id, channel, requested, min_grant,
+-- KEYS: acct, session, live, outbox (balance alerts). ARGV: tenant, session_id, channel, requested, min_grant,
 -- validity_ms, overdraft_limit, now_ms, meta_json.
 -- Returns {status, held, final, expires_ms, written_off, billed}; status is granted,
 -- replay (the session is open: a retried INITIAL, answered with its current grant),
@@ -25,5 +25,6 @@ redis.call('HSET', sess, 'tenant', ARGV[1], 'channel', ARGV[3], 'held', 0, 'gran
            'usage', '{}', 'meta', ARGV[9], 'state', 'open')
 top_up_hold(acct, sess, num(ARGV[4]), min_grant)
 redis.call('ZADD', live, int(expires), ARGV[2])
+alerts(acct, KEYS[4])
 local state = session_state(sess)
 return {'granted', int(state[1]), state[2], int(state[3]), int(state[4]), int(state[5])}

@@ -40,6 +40,7 @@ for meter, units in pairs(cjson.decode(s[5])) do
 end
 redis.call('EXPIRE', month, 40 * 86400)
 redis.call('EXPIRE', sess, 86400)
+alerts(acct, outbox)
 redis.call('XADD', outbox, '*', 'id', sid .. ':end', 'type', 'session', 'tenant', s[6],
            'session', sid, 'channel', s[7], 'started_ms', s[4], 'ended_ms', int(ended),
            'usage', s[5], 'micro', s[2], 'written_off', s[3], 'status', ARGV[5],

@@ -1,5 +1,5 @@
 -- Credit a committed top-up to the live balance, once per top-up id.
--- KEYS: acct, applied top-up ids. ARGV: topup_id, micro.
+-- KEYS: acct, applied top-up ids, outbox (balance alerts). ARGV: topup_id, micro.
 -- Returns applied, replay (applied before: nothing changes), balance_limit (the balance
 -- would pass MAX_BALANCE) or out_of_bounds (a lifetime total would pass MAX_LIFETIME).
 -- Every check comes before the first write: a refused top-up leaves no trace.
@@ -13,4 +13,5 @@ if num(a[2]) + num(a[3]) + micro > MAX_BALANCE then return 'balance_limit' end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'topped_up', int(micro))
 redis.call('HINCRBY', KEYS[1], 'available', int(micro))
+alerts(KEYS[1], KEYS[3])
 return 'applied'

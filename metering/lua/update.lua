@@ -14,6 +14,7 @@ local final = top_up_hold(acct, sess, num(ARGV[4]), num(ARGV[5]))
 local expires = now + num(ARGV[6])
 redis.call('HSET', sess, 'expires_ms', int(expires))
 redis.call('ZADD', live, int(expires), sid)
+alerts(acct, outbox)
 local state = session_state(sess)
 local status = 'granted'
 if final == 1 then status = state[1] > 0 and 'final' or 'exhausted' end

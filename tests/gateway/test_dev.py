@@ -4,6 +4,7 @@ placing a call and sending messages, data kept between runs."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from gateway.config import ConfigError
@@ -145,6 +147,28 @@ def _place_demo_calls(banner: dict[str, str], data: Path, cwd: Path) -> list[str
     return [output.split()[output.split().index("call") + 1] for output in outputs]
 
 
+def _check_dev_mail(running: dict[str, Any]) -> None:
+    """A queued mail goes over SMTP to the dev catcher and shows at /dev/mail."""
+    async def queue() -> None:
+        conn = await asyncpg.connect(running["database_url"])
+        try:
+            await conn.execute(
+                "INSERT INTO mail_outbox (dedupe_key, recipient, subject, body) "
+                "VALUES ('dev-test', 'ops@example.com', 'Hello from dev', 'body')")
+        finally:
+            await conn.close()
+
+    asyncio.run(queue())
+    deadline = time.monotonic() + 15
+    while True:
+        _, caught = _get(running["mail_url"] + "?format=json")
+        if caught["mails"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [(m["subject"], m["to"]) for m in caught["mails"]] == [
+        ("Hello from dev", ["ops@example.com"])]
+
+
 def test_dev_runs_and_keeps_its_data(tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     data = tmp_path / "voicegw-data"
@@ -159,6 +183,7 @@ def test_dev_runs_and_keeps_its_data(tmp_path: Path) -> None:
         assert balance["available_micro_credits"] == 100_000 * MICRO - fee
         assert balance["paused"] is False and balance["paused_channels"] == []
         running = _check_dev_json(data, banner)
+        _check_dev_mail(running)
         (emulator_pid,) = [pid for pid, args in _children(process.pid).items()
                            if "load.emulators" in args]
         for call_sid in _place_demo_calls(banner, data, tmp_path):
