@@ -119,8 +119,10 @@ class DeliveryWorker:
                 try:
                     if len(self._tasks) < MAX_TASKS:
                         claimed = await self.claim()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("webhook claim failed: %s", exc)
+                except Exception as exc:  # the worker outlives any store failure: it
+                    # is the only thing that delivers (asyncpg also raises bare
+                    # InternalClientError on a connection the server just terminated)
+                    log.warning("webhook claim failed: %r", exc)
                 for item in claimed:
                     task = asyncio.create_task(self.deliver(item))
                     self._tasks.add(task)

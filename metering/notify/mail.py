@@ -108,8 +108,9 @@ class MailWorker:
         while True:
             try:
                 sent = await self.send_due()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("mail pass failed: %s", exc)
+            except Exception as exc:  # the worker outlives any store failure (see
+                # metering.notify.delivery): it is the only thing that sends mail
+                log.warning("mail pass failed: %r", exc)
                 sent = 0
             if sent == 0:
                 await asyncio.sleep(self.poll_s)
