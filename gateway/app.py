@@ -31,7 +31,7 @@ from gateway.services import migrate_until_done
 from gateway.sessions import SessionRegistry
 from gateway.state import METRICS, SCHEMA_READY, SESSIONS, SETTINGS
 from gateway.stores import redis_client
-from gateway.voice_routes import add_voice_routes
+from gateway.voice.routes import add_voice_routes
 from gateway.wiring import wire_metering
 
 log = logging.getLogger("voicegw.app")

@@ -14,8 +14,8 @@ import pytest
 from api.context import PG_POOL, REDIS
 from gateway.codecs import session_token
 from gateway.state import METRICS, SETTINGS
-from gateway.voice_replay import CALL_CLAIM_TTL_S, claim_key
-from gateway.voice_state import STREAM_TOKEN_KEY
+from gateway.voice.replay import CALL_CLAIM_TTL_S, claim_key
+from gateway.voice.state import STREAM_TOKEN_KEY
 from load import twilio_wire
 from load.caller import CallScript, SimulatedCall
 from tests.gateway.voice.conftest import ACCOUNT_SID, CALLER, NUMBER, Gateway

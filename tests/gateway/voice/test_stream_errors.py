@@ -17,7 +17,7 @@ import pytest
 from api.context import PG_POOL
 from gateway.codecs import session_token
 from gateway.state import SESSIONS
-from gateway.voice_state import STREAM_TOKEN_KEY
+from gateway.voice.state import STREAM_TOKEN_KEY
 from load import twilio_wire
 from load.caller import CallScript, SimulatedCall
 from tests.gateway.helpers import TWILIO_AUTH_TOKEN

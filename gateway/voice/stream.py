@@ -43,8 +43,8 @@ from gateway.codecs.twilio_media import (
 from gateway.logs import call_id_var, tenant_id_var
 from gateway.sessions import LiveSession
 from gateway.state import METRICS, SESSIONS, SETTINGS
-from gateway.voice_replay import call_session_id, claim, refused_replay
-from gateway.voice_state import (
+from gateway.voice.replay import call_session_id, claim, refused_replay
+from gateway.voice.state import (
     OPENAI_HTTP,
     STREAM_TOKEN_KEY,
     TWILIO_CALLS,
@@ -167,7 +167,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         await _close_on_outage(ws, exc)
         return ws
     try:
-        # One stream per call, ever, whatever token it carries (gateway.voice_replay).
+        # One stream per call, ever, whatever token it carries (gateway.voice.replay).
         if not await claim(request.app[REDIS], request.app[SETTINGS].redis_prefix,
                            start.call_sid, "stream"):
             refused_replay(request.app[METRICS], start.call_sid, "stream")

@@ -6,7 +6,7 @@ refusal for an unknown number, a paused tenant or a full gateway; otherwise a
 `<Connect><Stream>` to `/twilio/stream` carrying a signed session token valid for a
 minute and good for one stream. Nothing is reserved here: the stream reserves the first
 slice when it starts, so a call Twilio never connects strands no credit. A call is
-answered once, ever: a replayed webhook is told so and hung up (gateway.voice_replay).
+answered once, ever: a replayed webhook is told so and hung up (gateway.voice.replay).
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ from api.problems import Problem
 from api.requests import form_fields
 from gateway.codecs import session_token, twilio_signature, twiml
 from gateway.state import METRICS, SESSIONS, SETTINGS
-from gateway.twilio_rest import TwilioCalls
-from gateway.voice_replay import answered_once, is_call_sid, refused_replay, release_webhook
-from gateway.voice_state import (
+from gateway.voice.replay import answered_once, is_call_sid, refused_replay, release_webhook
+from gateway.voice.state import (
     OPENAI_HTTP,
     STREAM_TOKEN_KEY,
     TWILIO_CALLS,
     VENDOR_HTTP,
     VOICE_PROVIDERS,
 )
+from gateway.voice.twilio_rest import TwilioCalls
 from metering.control import PHONE_POLICY
 from metering.tenants import tenant_for_number
 
@@ -84,7 +84,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
     app = request.app
     redis, prefix = app[REDIS], app[SETTINGS].redis_prefix
     # A signature has no timestamp: whoever saw this webhook can post it again. Each call
-    # is answered once, whatever the answer was (gateway.voice_replay).
+    # is answered once, whatever the answer was (gateway.voice.replay).
     if not await answered_once(redis, app[PG_POOL], prefix, call_sid):
         refused_replay(app[METRICS], call_sid, "webhook")
         return _twiml(twiml.say_and_hangup(ANSWERED_BEFORE))
@@ -158,7 +158,7 @@ async def _voice_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def add_voice_routes(app: web.Application) -> None:
-    from gateway.voice_stream import media_stream
+    from gateway.voice.stream import media_stream
 
     app.cleanup_ctx.append(_voice_ctx)
     app.router.add_post("/twilio/voice", voice_webhook)

@@ -7,7 +7,7 @@ import openai
 from aiohttp import web
 
 from agents.voice.services import VoiceProviders
-from gateway.twilio_rest import TwilioCalls
+from gateway.voice.twilio_rest import TwilioCalls
 
 VENDOR_HTTP = web.AppKey("vendor_http", aiohttp.ClientSession)
 VOICE_PROVIDERS = web.AppKey("voice_providers", VoiceProviders)
