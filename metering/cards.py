@@ -10,13 +10,16 @@ already counts (the latest version of the pending plan).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any
 
 import asyncpg
 import orjson
 
-from metering.ratecard import RateCard, default_rate_card, load_rate_card
+from metering.ratecard import RateCard, RateCardError, default_rate_card, load_rate_card
+
+log = logging.getLogger("voicegw.cards")
 
 
 def _card(raw: Any) -> RateCard:
@@ -47,13 +50,31 @@ async def card_for_tenant(pool: asyncpg.Pool, tenant: uuid.UUID | str,
 
 
 class CardsByTenant(dict[str, RateCard]):
-    """Every tenant's card, loaded at once (the hourly jobs); unknown tenants: default."""
+    """Every tenant's card, loaded at once (the hourly jobs); unknown tenants: default.
+    A stored card that no longer loads (stored before a bound existed) is in `unusable`:
+    looking it up raises, so one bad card stops that tenant's job, not every tenant's, and
+    never silently bills the default price instead."""
+
+    def __init__(self, cards: dict[str, RateCard], unusable: dict[str, str]) -> None:
+        super().__init__(cards)
+        self.unusable = unusable
 
     def __missing__(self, tenant: str) -> RateCard:
+        if tenant in self.unusable:
+            raise RateCardError(self.unusable[tenant])
         return default_rate_card()
 
 
 async def all_cards(pool: asyncpg.Pool, at: dt.datetime | None = None) -> CardsByTenant:
     rows = await pool.fetch(f"SELECT * FROM ({_CARDS}) c "  # noqa: S608
                             "WHERE c.rate_card IS NOT NULL", at)
-    return CardsByTenant({row["id"]: _card(row["rate_card"]) for row in rows})
+    cards: dict[str, RateCard] = {}
+    unusable: dict[str, str] = {}
+    for row in rows:
+        try:
+            cards[row["id"]] = _card(row["rate_card"])
+        except RateCardError as exc:
+            log.error("tenant %s has a rate card that does not load: %s", row["id"], exc,
+                      extra={"tenant_id": row["id"]})
+            unusable[row["id"]] = str(exc)
+    return CardsByTenant(cards, unusable)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from metering.credit_store import CreditStore
-from metering.ratecard import RateCard
+from metering.ratecard import RateCard, RateCardError
 from metering.rating import prorate_number_fee
 
 METER_OF_KIND = {"local": "number_local_months", "mobile": "number_mobile_months"}
@@ -53,7 +53,12 @@ async def charge_number_fees(
     results: list[FeeResult] = []
     label = f"{first:%Y-%m}"
     for row in rows:
-        card = card_for if isinstance(card_for, RateCard) else card_for[row["tenant"]]
+        try:
+            card = card_for if isinstance(card_for, RateCard) else card_for[row["tenant"]]
+        except RateCardError:  # logged when loaded; charged once the operator fixes it
+            results.append(FeeResult(row["tenant"], row["phone_number"], label, 0,
+                                     "card_invalid"))
+            continue
         meter = METER_OF_KIND[row["kind"]]
         start = max(row["held_from"], first)
         end = min(row["released_at"] or after, after)
