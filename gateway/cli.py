@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.cli_metering import add_metering_commands
 
     add_metering_commands(commands)
+    from gateway.cli_billing import add_billing_commands
+
+    add_billing_commands(commands)
     return parser
 
 

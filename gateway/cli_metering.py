@@ -20,7 +20,7 @@ from metering.sink import Sink
 STORES = ("redis_url", "database_url")  # all these commands need
 
 
-def _settings() -> Settings:
+def command_settings() -> Settings:
     try:
         return load_settings(required=STORES)
     except ConfigError as exc:
@@ -31,7 +31,7 @@ def _settings() -> Settings:
 
 
 async def _sink_main(consumer: str | None) -> None:
-    settings = _settings()
+    settings = command_settings()
     redis = redis_client(settings.redis_url)
     pool = await asyncpg.create_pool(settings.database_url, min_size=0, max_size=4)
     stop = asyncio.Event()
@@ -62,7 +62,7 @@ async def drain(sink: Sink, max_passes: int = 10_000) -> int:
 
 
 async def _reconcile_main(repair: bool) -> int:
-    settings = _settings()
+    settings = command_settings()
     redis = redis_client(settings.redis_url)
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
     assert pool is not None

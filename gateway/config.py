@@ -55,6 +55,9 @@ class Settings:
     # A call records its usage in the credit store this often between renewals: a gateway
     # that dies leaves at most this much of each call unbilled (docs/metering.md).
     usage_report_s: float = 5.0
+    # Invoice numbers read <issuer>-<year>-<counter> (docs/billing.md); one gapless sequence
+    # per issuer and year, so every gateway of a deployment must use the same issuer.
+    invoice_issuer: str = "VGW"
     # Client sockets (gateway/sockets.py): a connection between requests is closed after
     # idle_timeout_s; a request line and headers must arrive within header_timeout_s of
     # their first byte; one process holds at most max_connections_per_ip connections from
@@ -175,6 +178,10 @@ def load_settings(
     port = values.get("port")
     if isinstance(port, int) and not 0 <= port <= 65535:
         problems.append(f"{env_name('port')}: invalid (must be 0-65535)")
+    issuer = values.get("invoice_issuer")
+    if isinstance(issuer, str) and not (issuer.isascii() and issuer.isalnum()
+                                        and 1 <= len(issuer) <= 16):
+        problems.append(f"{env_name('invoice_issuer')}: invalid (1-16 letters or digits)")
     report = values.get("usage_report_s")
     if isinstance(report, float) and not MIN_USAGE_REPORT_S <= report <= MAX_USAGE_REPORT_S:
         problems.append(f"{env_name('usage_report_s')}: invalid (must be "

@@ -23,6 +23,7 @@ from api.context import CREDIT_STORE, PG_POOL, REDIS
 from gateway.background import background_task
 from gateway.metrics import Metrics
 from gateway.state import METRICS, SCHEMA_READY, SETTINGS
+from metering.billing.cycle import run_cycle
 from metering.cards import all_cards
 from metering.credit_store import CreditStore
 from metering.notify.alerts import sync_thresholds
@@ -40,6 +41,8 @@ NUMBER_FEES_EVERY_S = 3600.0
 SINK_COUNTS_EVERY_S = 1.0
 OUTBOX_BACKLOG_EVERY_S = 5.0
 THRESHOLD_SYNC_EVERY_S = 300.0
+# Cycles turn at midnight UTC on the 1st; a pass is one indexed query when nothing is due.
+BILLING_CYCLE_EVERY_S = 60.0
 
 
 async def _credit_store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -153,6 +156,24 @@ async def run_threshold_sync(app: web.Application) -> None:
         await asyncio.sleep(THRESHOLD_SYNC_EVERY_S)
 
 
+async def run_billing_cycle(app: web.Application) -> None:
+    """Opens each subscribed tenant's running cycle, grants its plan credits, expires the
+    last cycle's unused ones and finalizes its invoice (docs/billing.md). Every gateway
+    runs it; each step is idempotent and the invoice numbering is serialized."""
+    await app[SCHEMA_READY].wait()
+    while True:
+        try:
+            report = await run_cycle(app[PG_POOL], app[CREDIT_STORE],
+                                     now=dt.datetime.now(dt.UTC),
+                                     issuer=app[SETTINGS].invoice_issuer)
+            if report.finalized or report.grants or report.expiries:
+                log.info("billing cycle: %d invoices finalized, %d grants, %d expiries",
+                         len(report.finalized), len(report.grants), len(report.expiries))
+        except Exception as exc:  # the next pass finishes what this one could not
+            log.warning("billing cycle failed: %r", exc)
+        await asyncio.sleep(BILLING_CYCLE_EVERY_S)
+
+
 def wire_metering(app: web.Application) -> None:
     app.cleanup_ctx.append(_credit_store_ctx)
     if app[SETTINGS].run_sink:
@@ -163,3 +184,4 @@ def wire_metering(app: web.Application) -> None:
     app.cleanup_ctx.append(background_task("alert-thresholds", run_threshold_sync))
     if app[SETTINGS].smtp_url:
         app.cleanup_ctx.append(background_task("mail", run_mail))
+    app.cleanup_ctx.append(background_task("billing-cycle", run_billing_cycle))

@@ -21,9 +21,11 @@ import orjson
 from metering.billing.errors import NotFound, PeriodNotEnded
 from metering.billing.invoices import claim_lower_bound, credits_used, unclaimed_successes_sql
 from metering.billing.lines import invoice_lines
+from metering.billing.money import format_amount
 from metering.billing.periods import Period, from_date, parse_period, utc
 from metering.billing.plans import plan_version
 from metering.billing.subscriptions import open_cycles
+from metering.notify.outbox import emit
 
 DEFAULT_ISSUER = "VGW"
 
@@ -89,6 +91,13 @@ async def finalize_invoice(pool: asyncpg.Pool, *, invoice_id: uuid.UUID, now: dt
             totals.total, totals.successes,
             None if totals.cost_per_success is None else str(totals.cost_per_success),
             orjson.dumps(used).decode(), now)
+        # Told in the same transaction: a finalization that rolls back sends nothing.
+        await emit(conn, row["tenant_id"], "invoice.finalized", {
+            "id": str(invoice_id), "number": number, "period": str(period),
+            "currency": plan.currency.code, "total": format_amount(totals.total, plan.currency),
+            "successes": totals.successes,
+            "cost_per_success": None if totals.cost_per_success is None
+            else str(totals.cost_per_success)}, f"invoice:{invoice_id}", at=now)
     return Finalized(invoice_id, number, created=True)
 
 

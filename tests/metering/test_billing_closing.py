@@ -8,6 +8,7 @@ import asyncio
 import uuid
 
 import asyncpg
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -15,6 +16,7 @@ from metering.billing.closing import close_period
 from metering.billing.cycle import run_cycle
 from metering.billing.subscriptions import subscribe, tenant_plan
 from metering.credit_store import CreditStore
+from metering.notify.endpoints import create_endpoint
 from tests.metering.billing_helpers import add_plan, at
 from tests.metering.ledger import insert_tenant
 
@@ -102,3 +104,21 @@ async def test_concurrent_plan_changes_leave_one_pending_change(
     assert await pg_pool.fetchval("SELECT count(*) FROM invoices WHERE tenant_id = $1",
                                   fresh) == 1
     assert (await store.balance(str(fresh))).granted == 150_000 * 1_000_000
+
+
+async def test_a_finalized_invoice_is_told_to_the_tenants_webhooks_once(
+        pg_pool: asyncpg.Pool, store: CreditStore) -> None:
+    (tenant,) = await _subscribed(pg_pool, store, 1)
+    await create_endpoint(pg_pool, tenant, "http://127.0.0.1:9/hooks", ["invoice.finalized"],
+                          allow_private=True)
+    now = at("2027-02-01 00:00")
+    await asyncio.gather(*(close_period(pg_pool, period="2027-01", now=now) for _ in range(2)))
+    rows = await pg_pool.fetch("SELECT event_type, body FROM webhook_messages "
+                               "WHERE tenant_id = $1", tenant)
+    assert [r["event_type"] for r in rows] == ["invoice.finalized"]
+    data = orjson.loads(rows[0]["body"])["data"]
+    invoice = await pg_pool.fetchrow("SELECT id, number, total FROM invoices "
+                                     "WHERE tenant_id = $1", tenant)
+    assert data["id"] == str(invoice["id"]) and data["number"] == invoice["number"]
+    assert data["period"] == "2027-01" and data["currency"] == "TRY"
+    assert data["total"] != "" and data["successes"] == 0
