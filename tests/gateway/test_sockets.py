@@ -27,6 +27,10 @@ HEADER_S = 1.0
 IDLE_S = 2.0
 CAP = 260
 SLACK_S = 1.5  # timer granularity and a loaded two-core machine
+# The client and the server share one loop: a busy loop stamps a connection's opening on
+# the client side late, so a lifetime may read short by this much (still well above
+# HEADER_S: the idle rule, not the header rule, closed it).
+EARLY_S = 0.5
 
 
 @contextlib.asynccontextmanager
@@ -98,10 +102,10 @@ async def _idle_and_unfinished_connections_are_closed_and_capped(settings: Setti
                 partial.lifetimes(), silent.lifetimes(), capped.lifetimes())
     # Every socket was closed by the server, each by the right rule.
     assert max(partial_s) < HEADER_S + SLACK_S
-    assert min(silent_s) >= IDLE_S - 0.1 and max(silent_s) < IDLE_S + SLACK_S
+    assert min(silent_s) >= IDLE_S - EARLY_S and max(silent_s) < IDLE_S + SLACK_S
     refused = sorted(capped_s)[:5]
     assert max(refused) < HEADER_S  # closed on arrival, before any timer could run
-    assert min(sorted(capped_s)[5:]) >= IDLE_S - 0.1  # the first CAP ones were admitted
+    assert min(sorted(capped_s)[5:]) >= IDLE_S - EARLY_S  # the first CAP ones were admitted
 
 
 async def _requests_keep_alive_and_websockets_are_not_cut(settings: Settings) -> None:
@@ -126,7 +130,7 @@ async def _requests_keep_alive_and_websockets_are_not_cut(settings: Settings) ->
         assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
         closed_s = await _closed_after(reader, answered)
         writer.close()
-        assert IDLE_S - 0.1 <= closed_s < IDLE_S + SLACK_S
+        assert IDLE_S - EARLY_S <= closed_s < IDLE_S + SLACK_S
 
 
 Scenario = Callable[[Settings], Coroutine[Any, Any, None]]
