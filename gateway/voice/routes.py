@@ -35,7 +35,7 @@ from gateway.voice.state import (
     VOICE_PROVIDERS,
 )
 from gateway.voice.twilio_rest import TwilioCalls
-from metering.control import PHONE_POLICY
+from metering.channels import can_run
 from metering.tenants import tenant_for_number
 
 log = logging.getLogger("voicegw.voice")
@@ -93,7 +93,7 @@ async def _answer(request: web.Request, call_sid: str, to: str, caller: str) -> 
         return _twiml(twiml.say_and_hangup(NOT_IN_SERVICE))
     tenant = str(number.tenant_id)
     balance = await request.app[CREDIT_STORE].balance(tenant)
-    if balance.available < PHONE_POLICY.min_grant_micro:
+    if not can_run("phone", balance.available):
         log.info("call refused: tenant paused", extra={"tenant_id": tenant})
         return _twiml(twiml.say_and_hangup(UNAVAILABLE))
     sessions = request.app[SESSIONS]
