@@ -30,8 +30,6 @@ from metering.notify.alerts import sync_thresholds
 from metering.notify.delivery import DeliveryWorker
 from metering.notify.mail import Mailer, MailWorker, SmtpServer
 from metering.number_fees import charge_number_fees
-from metering.ratecard import default_rate_card
-from metering.rating import smallest_billable_micro
 from metering.sink import Sink, SinkStats
 
 log = logging.getLogger("voicegw.wiring")
@@ -48,8 +46,7 @@ BILLING_CYCLE_EVERY_S = 60.0
 async def _credit_store_ctx(app: web.Application) -> AsyncIterator[None]:
     durations = app[METRICS].credit_duration
     app[CREDIT_STORE] = CreditStore(
-        app[REDIS], app[SETTINGS].redis_prefix,
-        min_billable_micro=smallest_billable_micro(default_rate_card()),
+        app[REDIS], app[SETTINGS].redis_prefix,  # paused: metering.channels.paused_below
         on_timing=lambda op, seconds: durations.labels(op=op).observe(seconds),
     )
     yield

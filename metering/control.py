@@ -21,30 +21,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from metering.channels import CHAT_POLICY, PHONE_POLICY, SessionPolicy
 from metering.credit_store import CreditStore, Grant, Settlement
-from metering.ratecard import MICRO, RateCard
+from metering.ratecard import RateCard
 from metering.rating import Rating, max_units_for_credits, rate_usage
 
-
-@dataclass(frozen=True)
-class SessionPolicy:
-    channel: str
-    slice_micro: int  # how much credit a session holds after each renewal
-    renew_below_micro: int  # renew when less than this is left of the hold
-    min_grant_micro: int  # below this available balance, no session starts
-    validity_ms: int  # a hold not renewed within this is swept
-    overdraft_limit_micro: int  # the most a session may be debited beyond its grants
-    record_every_ms: int = 0  # record usage this often between renewals (0: only renew)
-
-
-# A phone minute costs about 95 credits of connection plus 300-900 credits of voice
-# tokens. A slice of 600 credits lasts roughly a minute; renewal at 200 left leaves
-# 15-30 s of margin for the round trip. The overdraft limit covers the goodbye said after
-# the last grant ran out: ~10 s of call and ~300 output tokens.
-PHONE_POLICY = SessionPolicy("phone", 600 * MICRO, 200 * MICRO, 5 * MICRO, 120_000,
-                             200 * MICRO)
-CHAT_POLICY = SessionPolicy("whatsapp", 100 * MICRO, 30 * MICRO, MICRO // 10, 300_000,
-                            50 * MICRO)
+__all__ = ["CHAT_POLICY", "PHONE_POLICY", "CreditSession", "SessionPolicy", "new_session_id"]
 
 
 def new_session_id(prefix: str = "ses") -> str:

@@ -48,6 +48,7 @@ from metering.bounds import (
     check_amount,
     lua_constants,
 )
+from metering.channels import paused_below
 from metering.keys import check_id, live_pattern, tenant_keys, tenant_of_live_key
 
 EVENT_MARKER_TTL_S = 7 * 24 * 3600
@@ -181,10 +182,15 @@ def _grant(reply: list[Any]) -> Grant:
 class CreditStore:
     """One tenant-sharded credit store on a Redis connection; cheap to construct."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str, min_billable_micro: int = 1, *,
-                 on_timing: TimingHook | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, prefix: str, min_billable_micro: int | None = None,
+                 *, on_timing: TimingHook | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
+        # Paused: available below this (`metering.channels.paused_below`, the one rule);
+        # every store on the same Redis must use the same value, or their balance alerts
+        # would disagree. Tests may pass their own.
+        if min_billable_micro is None:
+            min_billable_micro = paused_below()
         self.min_billable_micro = min_billable_micro
         self.on_timing = on_timing
         self._sources = {name: _load(name, min_billable_micro) for name in

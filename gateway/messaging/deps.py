@@ -1,15 +1,12 @@
-"""What the messaging channels work with, built once per app, and the credit rules of a
-text exchange.
+"""What the messaging channels work with, built once per app.
 
-Billing of WhatsApp and SMS (docs/messaging.md):
-- every inbound message is a one-shot `charge` whose event id derives from the vendor's
-  message id (`<channel>-<id>:in`): `sms_received_segments` priced per segment,
-  `whatsapp_messages` counted at no cost. A charge the balance cannot cover waits
-  (`charge_pending`) and is retried until the tenant tops up, like number fees.
-- the answer is a credit session (Gy) per inbound message: reserved before the LLM runs,
-  settled after the reply, with the tokens, the tool calls and the reply itself
-  (`sms_sent_segments`, or one `whatsapp_messages`). A reply the vendor refused is not
-  in the settled usage; the tokens spent writing it are.
+Prices and credit policies of WhatsApp and SMS live in `metering` (docs/messaging.md):
+`metering.messages` has one function per billing operation (the inbound charge, the free
+paused notice, the paid send, what a reply may cost), `metering.channels` the credit
+policy of each channel and the one rule of "paused". The answer to an inbound message is
+a credit session (Gy) per message: reserved before the LLM runs, settled after the reply,
+with the tokens, the tool calls and the reply itself. A reply the vendor refused is not
+in the settled usage; the tokens spent writing it are.
 """
 
 from __future__ import annotations
@@ -32,29 +29,10 @@ from gateway.messaging.window import CustomerWindows
 from gateway.messaging.worker import MessageWorker
 from metering.agent_configs import AgentConfig, agent_config_for
 from metering.cards import card_for_tenant
-from metering.channels import channel_policy
-from metering.control import SessionPolicy
 from metering.credit_store import CreditStore
-from metering.meters import Meter
 from metering.ratecard import RateCard
 
 PROFILE_TTL_S = 30.0  # a changed rate card or agent config applies within this
-
-
-def policy_for(channel: str, card: RateCard) -> SessionPolicy:
-    return channel_policy(channel, card)
-
-
-def inbound_usage(channel: str, segments: int | None) -> tuple[str, int]:
-    if channel == "whatsapp":
-        return Meter.WHATSAPP_MESSAGES.value, 1
-    return Meter.SMS_RECEIVED_SEGMENTS.value, max(segments or 1, 1)
-
-
-def outbound_usage(channel: str, segments: int | None) -> dict[str, int]:
-    if channel == "whatsapp":
-        return {Meter.WHATSAPP_MESSAGES.value: 1}
-    return {Meter.SMS_SENT_SEGMENTS.value: max(segments or 1, 1)}
 
 
 @dataclass(frozen=True)

@@ -20,29 +20,25 @@ from typing import Any
 from agents.text_agent import AgentReply, AgentUnavailable, TextTurn
 from gateway.codecs.sms_segments import count_segments, truncate_to_segments
 from gateway.messaging import store
-from gateway.messaging.deps import (
-    Messaging,
-    TenantProfile,
-    inbound_usage,
-    outbound_usage,
-    policy_for,
-)
+from gateway.messaging.deps import Messaging, TenantProfile
 from gateway.messaging.store import Inbound, Outbound
 from gateway.messaging.vendors import Sent
-from metering.channels import MAX_REPLY_SEGMENTS, needed_to_run
+from metering.channels import channel_policy, needed_to_run, sms_segment_micro
 from metering.control import CreditSession
-from metering.meters import Meter
-from metering.rating import rate_meter
+from metering.messages import (
+    ChargeStatus,
+    MessageCharge,
+    affordable_reply_segments,
+    charge_inbound_message,
+    record_free_notice,
+    reply_usage,
+)
 
 log = logging.getLogger("voicegw.messaging")
 
 MAX_ATTEMPTS = 3
 RETRY_DELAY_S = 15.0
 PROCESS_TIMEOUT_S = 90.0  # well inside the lease (store.LEASE_S)
-
-
-def event_prefix(channel: str) -> str:
-    return "wa" if channel == "whatsapp" else "sms"
 
 
 async def deliver(m: Messaging, channel: str, business: str, customer: str, text: str) -> Sent:
@@ -57,20 +53,18 @@ async def _end(m: Messaging, msg: Inbound, state: str, error: Any = None) -> str
     return state
 
 
-async def charge_count(m: Messaging, *, tenant: str, channel: str, vendor_id: str,
-                       event_id: str, meter: str, units: int, micro: int) -> None:
-    """A one-shot charge; one the balance cannot cover is marked pending and retried."""
-    result = await m.credits.charge(tenant, event_id, channel=channel, micro=micro,
-                                    usage={meter: units}, now_ms=m.clock_ms())
-    if result.status == "insufficient":
+async def _keep_if_pending(m: Messaging, channel: str, vendor_id: str,
+                           charge: MessageCharge) -> None:
+    """A charge the balance cannot cover is marked pending and retried (like number fees)."""
+    if charge.status is ChargeStatus.PENDING:
         await store.set_charge_pending(m.pool, channel, vendor_id, True)
 
 
 async def charge_inbound(m: Messaging, msg: Inbound, profile: TenantProfile) -> None:
-    meter, units = inbound_usage(msg.channel, msg.segments)
-    await charge_count(m, tenant=str(msg.tenant_id), channel=msg.channel,
-                       vendor_id=msg.vendor_id, event_id=f"{msg.exchange_id}:in", meter=meter,
-                       units=units, micro=rate_meter(profile.card.rate(meter), units))
+    charge = await charge_inbound_message(
+        m.credits, card=profile.card, tenant=str(msg.tenant_id), channel=msg.channel,
+        vendor_id=msg.vendor_id, segments=msg.segments, now_ms=m.clock_ms())
+    await _keep_if_pending(m, msg.channel, msg.vendor_id, charge)
 
 
 async def process(m: Messaging, msg: Inbound) -> None:
@@ -95,7 +89,7 @@ async def answer(m: Messaging, msg: Inbound) -> str:
         return await _end(m, msg, "unsupported")
     if not window_open:
         return await _end(m, msg, "expired")
-    session = CreditSession(m.credits, profile.card, policy_for(msg.channel, profile.card),
+    session = CreditSession(m.credits, profile.card, channel_policy(msg.channel, profile.card),
                             tenant, msg.credit_session_id, m.clock_ms,
                             meta={"inbound": msg.vendor_id, "customer": msg.customer})
     grant = await session.start()
@@ -106,8 +100,8 @@ async def answer(m: Messaging, msg: Inbound) -> str:
                     grant.status)
         m.replays.labels(channel=msg.channel, stage="session").inc()
         return "superseded"
-    # A paused tenant (below the cheapest billable step) is always below the policies'
-    # minimum grant, so the reservation itself is the pause check.
+    # The reservation is the channel's "can run" check (metering.channels: the policy's
+    # minimum grant, which a paused tenant is always below), made atomically.
     if not grant.ok:
         balance = await m.credits.balance(tenant)
         reason = _short_of_credit(m, msg, needed_to_run(msg.channel, profile.card),
@@ -140,8 +134,8 @@ async def _converse(m: Messaging, msg: Inbound, profile: TenantProfile,
     if not text:
         reason = None
         if reply.text:  # the agent answered; the held credit cannot pay one segment
-            segment = rate_meter(session.card.rate(Meter.SMS_SENT_SEGMENTS), 1)
-            reason = _short_of_credit(m, msg, segment, session.remaining)
+            reason = _short_of_credit(m, msg, sms_segment_micro(session.card),
+                                      session.remaining)
         await session.finish(details=exchange_record(reply, outcome="no_reply"))
         await m.history.append(tenant, msg.channel, msg.customer, reply.messages[:1])
         return await _end(m, msg, "no_reply", error=reason)
@@ -175,11 +169,8 @@ def _affordable(msg: Inbound, session: CreditSession, text: str) -> str:
     """An SMS reply cut to the segments the held credit buys (at most MAX_REPLY_SEGMENTS)."""
     if msg.channel != "sms" or not text:
         return text
-    rate = session.card.rate(Meter.SMS_SENT_SEGMENTS)
-    for segments in range(MAX_REPLY_SEGMENTS, 0, -1):
-        if rate_meter(rate, segments) <= session.remaining:
-            return truncate_to_segments(text, segments)
-    return ""
+    segments = affordable_reply_segments(session.card, session.remaining)
+    return truncate_to_segments(text, segments) if segments else ""
 
 
 async def _settle(m: Messaging, msg: Inbound, session: CreditSession, reply: AgentReply,
@@ -197,7 +188,7 @@ async def _settle(m: Messaging, msg: Inbound, session: CreditSession, reply: Age
     segments = count_segments(text) if msg.channel == "sms" else None
     await session.finish(details=exchange_record(reply, outcome="replied",
                                                  reply=sent.vendor_id),
-                         usage=outbound_usage(msg.channel, segments))
+                         usage=reply_usage(msg.channel, segments))
     assert sent.vendor_id is not None
     await store.record_reply(m.pool, msg, Outbound(
         msg.channel, sent.vendor_id, msg.tenant_id, msg.business, msg.customer, "reply", text,
@@ -228,31 +219,28 @@ async def send_paused_notice(m: Messaging, msg: Inbound, profile: TenantProfile,
     await store.record_outbound(m.pool, Outbound(
         msg.channel, sent.vendor_id, msg.tenant_id, msg.business, msg.customer, "notice",
         notice, segments, reply_to=msg.vendor_id))
-    ((meter, units),) = outbound_usage(msg.channel, segments).items()
-    await charge_count(m, tenant=str(msg.tenant_id), channel=msg.channel,
-                       vendor_id=sent.vendor_id,
-                       event_id=f"{event_prefix(msg.channel)}-{sent.vendor_id}:notice",
-                       meter=meter, units=units, micro=0)
+    charge = await record_free_notice(m.credits, tenant=str(msg.tenant_id),
+                                      channel=msg.channel, vendor_id=sent.vendor_id,
+                                      segments=segments, now_ms=m.clock_ms())
+    await _keep_if_pending(m, msg.channel, sent.vendor_id, charge)
 
 
 async def retry_pending_charges(m: Messaging, limit: int = 500) -> int:
-    """Charges that waited for credit, tried again (idempotent on their event ids)."""
+    """Charges that waited for credit, tried again (idempotent on their event ids), at
+    the time the message was received or sent."""
     done = 0
     for row in await store.pending_charges(m.pool, limit):
-        profile = await m.profiles.get(row["tenant_id"])
-        prefix = event_prefix(row["channel"])
-        meter: str
+        tenant, channel, vendor_id = str(row["tenant_id"]), row["channel"], row["vendor_id"]
         if row["direction"] == "in":
-            meter, units = inbound_usage(row["channel"], row["segments"])
-            micro, event_id = rate_meter(profile.card.rate(meter), units), \
-                f"{prefix}-{row['vendor_id']}:in"
+            profile = await m.profiles.get(row["tenant_id"])
+            charge = await charge_inbound_message(
+                m.credits, card=profile.card, tenant=tenant, channel=channel,
+                vendor_id=vendor_id, segments=row["segments"], now_ms=int(row["created_ms"]))
         else:
-            ((meter, units),) = outbound_usage(row["channel"], row["segments"]).items()
-            micro, event_id = 0, f"{prefix}-{row['vendor_id']}:notice"
-        result = await m.credits.charge(str(row["tenant_id"]), event_id, channel=row["channel"],
-                                        micro=micro, usage={meter: units},
-                                        now_ms=int(row["created_ms"]))
-        if result.status != "insufficient":
-            await store.set_charge_pending(m.pool, row["channel"], row["vendor_id"], False)
+            charge = await record_free_notice(
+                m.credits, tenant=tenant, channel=channel, vendor_id=vendor_id,
+                segments=row["segments"], now_ms=int(row["created_ms"]))
+        if charge.status is not ChargeStatus.PENDING:
+            await store.set_charge_pending(m.pool, channel, vendor_id, False)
             done += 1
     return done

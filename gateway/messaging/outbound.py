@@ -1,7 +1,7 @@
 """A free-form message a tenant sends through `POST /v1/messages`, metered like any other.
 
-    sender number -> (WhatsApp) our window check -> reserve its exact cost -> send
-    -> settle: the message's usage if the vendor took it, nothing if it refused
+    sender number -> (WhatsApp) our window check -> `metering.messages.send_paid_message`:
+    reserve its exact cost -> send -> settle: its usage if the vendor took it, else nothing
 
 The credit is reserved before the vendor is called, so a tenant cannot send what it
 cannot pay for, and a refusal (our window check, Meta's 131047, any vendor error) settles
@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 from gateway.codecs.sms_segments import count_segments
 from gateway.messaging import store
-from gateway.messaging.deps import Messaging, outbound_usage
+from gateway.messaging.deps import Messaging
 from gateway.messaging.exchange import deliver
 from gateway.messaging.store import Outbound
-from metering.control import CreditSession, SessionPolicy
-from metering.rating import rate_usage
+from metering.messages import PaidSendStatus, send_paid_message
 
 
 class SendRefused(Exception):
@@ -52,31 +51,23 @@ async def send_message(m: Messaging, tenant_id: uuid.UUID, channel: str, to: str
                           "the customer has not written in the last 24 hours; WhatsApp allows "
                           "free-form messages only inside that window")
     segments = count_segments(text) if channel == "sms" else None
-    usage = outbound_usage(channel, segments)
     card = (await m.profiles.get(tenant_id)).card
-    cost = rate_usage(card, usage).total
-    policy = SessionPolicy(channel, cost, 0, cost, 60_000, 0)
-    session = CreditSession(m.credits, card, policy, tenant, f"api-{uuid.uuid4().hex}",
-                            m.clock_ms, meta={"kind": "api", "customer": to})
-    grant = await session.start()
-    if not grant.ok or grant.held < cost:
-        if grant.ok:
-            await session.finish(details={"outcome": "insufficient"})
+    paid = await send_paid_message(m.credits, card=card, tenant=tenant, channel=channel,
+                                   customer=to, segments=segments, clock_ms=m.clock_ms,
+                                   deliver=lambda: deliver(m, channel, sender, to, text))
+    sent = paid.delivery
+    if paid.status is PaidSendStatus.INSUFFICIENT or sent is None:
         raise SendRefused(402, "insufficient_credits",
                           "the balance cannot pay for this message; top up to send it")
-    sent = await deliver(m, channel, sender, to, text)
-    if not sent.ok or sent.vendor_id is None:
-        await session.finish(details={"outcome": "refused", "vendor_code": sent.error_code})
+    if paid.status is PaidSendStatus.REFUSED or sent.vendor_id is None:
         if sent.window_closed:
             raise SendRefused(409, "whatsapp_window_closed",
                               "WhatsApp refused the message: outside the 24-hour window",
                               vendor_code=sent.error_code)
         raise SendRefused(502, "vendor_error", f"the {channel} provider refused the "
                           f"message: {sent.error}", vendor_code=sent.error_code)
-    settled = await session.finish(details={"outcome": "sent", "message": sent.vendor_id},
-                                   usage=usage)
     await store.record_outbound(m.pool, Outbound(channel, sent.vendor_id, tenant_id, sender, to,
                                                  "api", text, segments,
-                                                 session_id=session.session_id))
+                                                 session_id=paid.session_id))
     m.handled.labels(channel=channel, outcome="api_sent").inc()
-    return SentMessage(sent.vendor_id, channel, to, segments, settled.billed)
+    return SentMessage(sent.vendor_id, channel, to, segments, paid.billed_micro)

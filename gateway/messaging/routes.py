@@ -5,8 +5,10 @@ call one service, map the result.
 - `POST /whatsapp/webhook`: X-Hub-Signature-256 checked on the raw body before anything
   is parsed (401 missing, 403 wrong, nothing stored); stored, answered 200, then
   processed in the background.
-- `POST /twilio/sms`, `POST /twilio/sms/status`: X-Twilio-Signature checked likewise; the
-  answer to an inbound message is empty TwiML (the reply goes out through the REST API).
+- `POST /twilio/sms`, `POST /twilio/sms/status`: X-Twilio-Signature checked first, by the
+  same check as the voice webhooks (`gateway.twilio_auth`: 403 `invalid_signature`,
+  missing or wrong); the answer to an inbound message is empty TwiML (the reply goes out
+  through the REST API).
 - `POST /v1/messages`: a tenant sends a free-form message (API key).
 
 A signed body we cannot read is kept in `webhook_rejects` and answered 400. While the
@@ -27,8 +29,8 @@ from redis.exceptions import RedisError
 
 from api.outages import store_unavailable
 from api.problems import Problem, invalid_field
-from api.requests import form_fields, json_object, require_tenant, required_str
-from gateway.codecs import sms_webhook, twilio_signature, whatsapp
+from api.requests import json_object, require_tenant, required_str
+from gateway.codecs import sms_webhook, whatsapp
 from gateway.codecs.exceptions import (
     SmsWebhookError,
     WhatsAppPayloadError,
@@ -38,6 +40,7 @@ from gateway.codecs.exceptions import (
 from gateway.messaging import intake, store
 from gateway.messaging.deps import MESSAGING, Messaging
 from gateway.messaging.outbound import SendRefused, send_message
+from gateway.twilio_auth import signed_twilio_form
 from metering.money import format_credits
 
 log = logging.getLogger("voicegw.messaging")
@@ -116,18 +119,7 @@ async def whatsapp_receive(request: web.Request) -> web.Response:
 
 
 async def _signed_form(request: web.Request) -> dict[str, list[str]]:
-    m = request.app[MESSAGING]
-    token = m.settings.twilio_auth_token
-    if not token:
-        raise Problem(503, "channel_not_configured", "VOICEGW_TWILIO_AUTH_TOKEN is not set")
-    params = await form_fields(request, MAX_SMS_BYTES)
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature:
-        raise Problem(401, "missing_signature", "X-Twilio-Signature header missing")
-    url = m.settings.public_url.rstrip("/") + request.path_qs
-    if not twilio_signature.validate(url, params, signature, token):
-        raise Problem(403, "invalid_signature", "X-Twilio-Signature does not match")
-    return params
+    return await signed_twilio_form(request, request.app[MESSAGING].settings, MAX_SMS_BYTES)
 
 
 def _twiml() -> web.Response:

@@ -23,9 +23,9 @@ from aiohttp import web
 from agents.voice.services import VoiceProviders, openai_http_client
 from api.context import CREDIT_STORE, PG_POOL, REDIS
 from api.problems import Problem
-from api.requests import form_fields
-from gateway.codecs import session_token, twilio_signature, twiml
+from gateway.codecs import session_token, twiml
 from gateway.state import METRICS, SESSIONS, SETTINGS
+from gateway.twilio_auth import signed_twilio_form
 from gateway.voice.replay import answered_once, is_call_sid, refused_replay, release_webhook
 from gateway.voice.state import (
     OPENAI_HTTP,
@@ -35,13 +35,12 @@ from gateway.voice.state import (
     VOICE_PROVIDERS,
 )
 from gateway.voice.twilio_rest import TwilioCalls
-from metering.control import PHONE_POLICY
+from metering.channels import can_run
 from metering.tenants import tenant_for_number
 
 log = logging.getLogger("voicegw.voice")
 
 STREAM_TOKEN_TTL_S = 60
-MAX_FORM_BYTES = 64 * 1024  # a Twilio voice form is a few KB
 NOT_IN_SERVICE = "The number you have called is not in service. Goodbye."
 UNAVAILABLE = "This service is not available at the moment. Please try again later. Goodbye."
 BUSY = "All our lines are busy. Please call again in a few minutes. Goodbye."
@@ -54,15 +53,7 @@ def _twiml(body: str) -> web.Response:
 
 async def signed_form(request: web.Request) -> dict[str, list[str]]:
     """The webhook's form fields, once its X-Twilio-Signature proved Twilio sent them."""
-    settings = request.app[SETTINGS]
-    params = await form_fields(request, MAX_FORM_BYTES)
-    url = settings.public_url.rstrip("/") + request.path_qs
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not settings.twilio_auth_token or not twilio_signature.validate(
-            url, params, signature, settings.twilio_auth_token):
-        raise Problem(403, "invalid_signature",
-                      "X-Twilio-Signature is missing or does not match this request")
-    return params
+    return await signed_twilio_form(request, request.app[SETTINGS])
 
 
 def _field(params: dict[str, list[str]], name: str) -> str:
@@ -102,7 +93,7 @@ async def _answer(request: web.Request, call_sid: str, to: str, caller: str) -> 
         return _twiml(twiml.say_and_hangup(NOT_IN_SERVICE))
     tenant = str(number.tenant_id)
     balance = await request.app[CREDIT_STORE].balance(tenant)
-    if balance.available < PHONE_POLICY.min_grant_micro:
+    if not can_run("phone", balance.available):
         log.info("call refused: tenant paused", extra={"tenant_id": tenant})
         return _twiml(twiml.say_and_hangup(UNAVAILABLE))
     sessions = request.app[SESSIONS]

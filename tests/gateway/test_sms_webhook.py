@@ -61,7 +61,7 @@ async def test_the_same_sms_twice_and_concurrently_gives_one_reply_and_one_charg
 
 
 @pytest.mark.parametrize(("signature", "status", "code"),
-                         [(None, 401, "missing_signature"), ("bm90IGl0", 403,
+                         [(None, 403, "invalid_signature"), ("bm90IGl0", 403,
                                                              "invalid_signature")])
 async def test_bad_or_missing_signature_stores_nothing(
         messaging_env: MessagingEnv, signature: str | None, status: int, code: str) -> None:
