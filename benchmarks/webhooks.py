@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -46,7 +47,6 @@ from benchmarks.common import (
     scratch_database,
 )
 from gateway.embedded import LocalServers
-from gateway.runner import install_uvloop
 from metering.notify.delivery import MAX_IN_FLIGHT, DeliveryWorker
 from metering.notify.endpoints import create_endpoint
 from metering.notify.outbox import Event, emit_many
@@ -349,7 +349,10 @@ def main() -> None:
     if args.worker:
         if args.core is not None:
             os.sched_setaffinity(0, {args.core})
-        install_uvloop()  # as in the gateway
+        with contextlib.suppress(ImportError):  # the gateway runs on uvloop
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.run(_worker_main(args.worker))
         return
     load = load_average()
