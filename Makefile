@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types unit bench bench-calls load clean
+.PHONY: run test lint types unit bench bench-calls bench-webhooks bench-invoices load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "voicegw needs Python 3.11+"'
@@ -34,6 +34,16 @@ bench: $(STAMP)
 # PostgreSQL on their default local ports); records the "Phone calls" section.
 bench-calls: $(STAMP)
 	$(BIN)/python -m load.bench_calls
+
+# Webhook deliveries per core: the delivery worker (one process, pinned to core 0) to a
+# local receiver verifying signatures (about 2 minutes); records "Webhook deliveries".
+bench-webhooks: $(STAMP)
+	$(BIN)/python -m benchmarks.webhooks
+
+# close_period for 10,000 subscribed tenants and the upcoming invoice read (about 1-2
+# minutes); records "Invoice finalization".
+bench-invoices: $(STAMP)
+	$(BIN)/python -m benchmarks.invoices
 
 load: $(STAMP)
 	$(BIN)/python -m load.caller_cli --help

@@ -1,0 +1,83 @@
+"""What the billing and webhook benchmarks share: a scratch database, the machine and its
+load, percentiles, and writing one's own section of BENCHMARKS.md (the way
+`make bench-calls` writes "## Phone calls": the other sections and a hand-written
+"### Analysis" at the end of ours are kept)."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+
+from metering.migrate import migrate_url
+
+
+class BenchmarkFailed(Exception):
+    """The run did not do what it measured (a delivery lost, doubled or badly signed; an
+    invoice missing or a number skipped): no figure is reported."""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    return (f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            "Redis and PostgreSQL on the same host (loopback)")
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of a non-empty sample."""
+    ordered = sorted(values)
+    rank = min(len(ordered), max(1, math.ceil(fraction * len(ordered))))
+    return ordered[rank - 1]
+
+
+@asynccontextmanager
+async def scratch_database(server_url: str, label: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of the run's own, dropped afterwards."""
+    name = f"vgw_bench_{label}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = server_url.rsplit("/", 1)[0] + "/" + name
+        try:
+            await migrate_url(url)
+            yield url
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def record(path: Path, heading: str, section: str) -> None:
+    """Writes `section` (starting with `## {heading}`) in place of the earlier one, keeping
+    the other sections and a hand-written "### Analysis" at the end of ours."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^## {re.escape(heading)}\n(?P<body>.*?)(?=^## |\Z)", re.M | re.S)
+    match = pattern.search(text)
+    if match is None:
+        path.write_text(text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n")
+        return
+    kept = re.search(r"^### Analysis.*", match["body"], re.M | re.S)
+    new = section.rstrip("\n") + "\n\n" + (kept.group(0).rstrip("\n") + "\n\n" if kept else "")
+    text = text[:match.start()] + new + text[match.end():]
+    path.write_text(text.rstrip("\n") + "\n")
