@@ -1,10 +1,11 @@
 """Webhook deliveries per second per core: signed events leaving the PostgreSQL outbox
 through the delivery worker to a local receiver.
 
-The worker (`DeliveryWorker` with the gateway's settings: 4 in flight per endpoint, a
-0.5 s poll when nothing is due) runs alone in a child process, pinned to one core when
-the machine has two or more (like the gateway in `make bench-calls`); its CPU time is
-its own `time.process_time()`, so "per core" is deliveries per worker CPU-second. The
+The worker (`DeliveryWorker` with the gateway's settings: 4 in flight per endpoint, woken
+by each emit's NOTIFY and each finished delivery) runs alone in a child process, pinned
+to one core when the machine has two or more (like the gateway in `make bench-calls`);
+its CPU time is its own `time.process_time()`, so "per core" is deliveries per worker
+CPU-second. The
 receiver (aiohttp on loopback, port 0) runs in this process on the other cores and
 verifies every delivery's signature with the `standardwebhooks` package. Two phases:
 
@@ -317,20 +318,13 @@ def section(result: WebhookResult, command_line: str, load: str, when: dt.dateti
         "with a valid signature, each outbox message delivered at its first attempt.",
         "",
         "Notes:",
-        f"- The wall rate is bound by the worker's pacing, not by CPU: at most "
-        f"{MAX_IN_FLIGHT} deliveries in flight per endpoint, and a claim that finds every "
-        f"endpoint at its cap sleeps {DeliveryWorker.poll_s:g} s, so {result.endpoints} "
-        f"endpoints get at most about {_paced_bound(result.endpoints):,.0f} deliveries a "
-        "second. The CPU figure is the worker's own cost per delivery (claims, signing, the "
-        "request, recording the attempt, idle polls included).",
-        "- The latency is mostly that poll: an event committed while the worker sleeps "
-        f"waits up to {DeliveryWorker.poll_s:g} s.",
+        f"- At most {MAX_IN_FLIGHT} deliveries are in flight per endpoint; the worker claims "
+        "again as soon as one ends, and an emit's NOTIFY wakes it at the commit (the "
+        f"{DeliveryWorker.poll_s:g} s poll is only the fallback while its LISTEN connection "
+        "is down). The CPU figure is the worker's own cost per delivery (claims, signing, "
+        "the request, recording the attempt).",
         "",
     ])
-
-
-def _paced_bound(endpoints: int) -> float:
-    return endpoints * MAX_IN_FLIGHT / DeliveryWorker.poll_s
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ by e-mail. Time comes from `clock`, so tests move it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -33,6 +34,7 @@ import asyncpg
 
 from metering.notify.errors import InvalidField
 from metering.notify.mail import enqueue_mail, tenant_emails, utcnow
+from metering.notify.outbox import NOTIFY_CHANNEL
 from metering.notify.signing import headers
 from metering.notify.urls import ForbiddenAddress, GuardedResolver, check_target
 
@@ -45,6 +47,7 @@ MAX_IN_FLIGHT = 4  # per endpoint, across every gateway
 LEASE_S = 60.0
 DISABLE_AFTER = dt.timedelta(days=3)
 MAX_TASKS = 200  # deliveries one worker runs at once
+LISTEN_RETRY_S = 30.0  # a worker without its LISTEN connection polls, and tries again
 Clock = Callable[[], dt.datetime]
 
 
@@ -109,6 +112,12 @@ class DeliveryWorker:
     poll_s: float = 0.5
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    # Set when a delivery ends (its endpoint has a free slot) or an emit committed (a
+    # NOTIFY): the loop claims again at once instead of sleeping out its poll, which
+    # stays only as the fallback while no LISTEN connection is up.
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _listener: asyncpg.pool.PoolConnectionProxy | None = field(default=None, init=False)
+    _listen_retry_at: float = field(default=0.0, init=False)
 
     # -- the loop ----------------------------------------------------------------------
     async def run(self) -> None:
@@ -126,14 +135,59 @@ class DeliveryWorker:
                 for item in claimed:
                     task = asyncio.create_task(self.deliver(item))
                     self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    task.add_done_callback(self._delivery_ended)
                 if not claimed:
-                    await asyncio.sleep(self.poll_s)
+                    await self._listen()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                    self._wake.clear()
         finally:
             for task in self._tasks:
                 task.cancel()  # its lease expires and the message is tried again
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._unlisten()
             await self.close()
+
+    def _delivery_ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        """Holds one pooled connection that LISTENs for emits; on failure, polls and tries
+        again later (a lost connection is noticed by its termination callback)."""
+        loop = asyncio.get_running_loop()
+        if self._listener is not None or loop.time() < self._listen_retry_at:
+            return
+        self._listen_retry_at = loop.time() + LISTEN_RETRY_S
+        try:
+            conn = await self.pool.acquire()
+        except Exception as exc:
+            log.warning("webhook listener not connected, polling: %r", exc)
+            return
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+        except Exception as exc:
+            log.warning("webhook listener not connected, polling: %r", exc)
+            await self.pool.release(conn)
+            return
+        conn.add_termination_listener(self._listener_lost)
+        self._listener = conn
+
+    def _listener_lost(self, *_: object) -> None:
+        self._listener = None  # the server closed it; the next idle pass listens again
+        self._wake.set()
+
+    async def _unlisten(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
+        with contextlib.suppress(Exception):
+            await self.pool.release(conn)
 
     async def deliver_due(self) -> int:
         """One pass: claims what is due and delivers it; how many attempts were made."""

@@ -1,5 +1,6 @@
 """`emit`: one webhook message per subscribed endpoint, written in the caller's
-transaction, so an event exists exactly when its cause committed.
+transaction, so an event exists exactly when its cause committed. A NOTIFY in the same
+transaction wakes the delivery workers at the commit (none for a rollback).
 
 Idempotent on (endpoint, webhook id): emitting the same cause again (a retried
 transaction, a replayed sink batch) adds nothing. A tenant without a subscribed,
@@ -32,6 +33,9 @@ class Event:
         return webhook_id(self.event_type, self.cause_id)
 
 
+# PostgreSQL NOTIFY channel the delivery workers LISTEN on (metering.notify.delivery).
+NOTIFY_CHANNEL = "voicegw_webhooks"
+
 _INSERT = """
 INSERT INTO webhook_messages (endpoint_id, tenant_id, webhook_id, event_type, body,
                               next_attempt_at, created_at)
@@ -56,7 +60,10 @@ async def emit_many(conn: asyncpg.Connection, events: Sequence[Event]) -> int:
         _INSERT, [e.tenant_id for e in events], [e.event_type for e in events],
         [e.webhook_id for e in events],
         [event_body(e.event_type, e.data, e.at) for e in events], [e.at for e in events])
-    return int(status.rsplit(" ", 1)[-1])
+    written = int(status.rsplit(" ", 1)[-1])
+    if written:  # wakes the delivery workers when (and only if) the transaction commits
+        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    return written
 
 
 async def emit(conn: asyncpg.Connection, tenant_id: uuid.UUID, event_type: str,
