@@ -35,11 +35,11 @@ def _not_blank(value: str) -> str:
     return value
 
 
-class ProblemDoc(BaseModel):
+class Problem(BaseModel):
     """RFC 9457 problem document; clients branch on `code`. More members may follow
     (`field`, `rate_card_field`, `topup_id`, `vendor_code`, ...)."""
 
-    model_config = ConfigDict(extra="allow", title="Problem")
+    model_config = ConfigDict(extra="allow")
     type: str
     title: str
     status: int

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from api.models import ProblemDoc
+from api.models import Problem as ProblemSchema
 from api.operations import JSON, Operation, Reply, add, operation, operation_of
 
 PROBLEM_MEDIA = "application/problem+json"
 _REF = "#/components/schemas/{model}"
+Key: TypeAlias = tuple[type[BaseModel], JsonSchemaMode]
+Refs: TypeAlias = Mapping[Any, Mapping[str, Any]]
 _STATIC = resources.files("api") / "static"
 _SECURITY_SCHEMES = {
     "admin": {"type": "http", "scheme": "bearer",
@@ -73,9 +75,8 @@ def _errors(op: Operation) -> dict[int, tuple[str, ...]]:
     return {status: tuple(codes) for status, codes in sorted(found.items())}
 
 
-def _models(ops: list[Operation]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
-    Key = tuple[type[BaseModel], JsonSchemaMode]
-    wanted: dict[Key, None] = {(ProblemDoc, "serialization"): None}
+def _models(ops: list[Operation]) -> list[Key]:
+    wanted: dict[Key, None] = {(ProblemSchema, "serialization"): None}
     for op in ops:
         for model in (op.body, op.query):
             if model is not None:
@@ -90,9 +91,7 @@ def _content(media: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     return {media: {"schema": dict(schema)}}
 
 
-def _operation_doc(op: Operation, refs: Mapping[tuple[type[BaseModel], JsonSchemaMode],
-                                                 Mapping[str, Any]],
-                   defs: Mapping[str, Any]) -> dict[str, Any]:
+def _operation_doc(op: Operation, refs: Refs, defs: Mapping[str, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = {"summary": op.summary, "tags": [op.tag],
                            "operationId": f"{op.method.lower()}{_camel(op.openapi_path)}"}
     if op.description:
@@ -114,7 +113,7 @@ def _operation_doc(op: Operation, refs: Mapping[tuple[type[BaseModel], JsonSchem
     responses: dict[str, Any] = {}
     for status, reply in sorted(op.responses.items()):
         responses[str(status)] = _reply(reply, refs)
-    problem = refs[(ProblemDoc, "serialization")]
+    problem = refs[(ProblemSchema, "serialization")]
     for status, codes in _errors(op).items():
         if str(status) in responses:
             continue
@@ -126,8 +125,7 @@ def _operation_doc(op: Operation, refs: Mapping[tuple[type[BaseModel], JsonSchem
     return doc
 
 
-def _reply(reply: Reply, refs: Mapping[tuple[type[BaseModel], JsonSchemaMode],
-                                       Mapping[str, Any]]) -> dict[str, Any]:
+def _reply(reply: Reply, refs: Refs) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": reply.description}
     if reply.model is not None:
         answer["content"] = _content(reply.media, refs[(reply.model, "serialization")])

@@ -74,9 +74,10 @@ async def usage_handler(request: web.Request) -> web.Response:
             GROUP BY 1, 2 ORDER BY 1, 2""",  # noqa: S608 - expression comes from _GROUPS
         tenant_id, start, end,
     )
-    return respond(UsageReport(from_=start.isoformat(), to=end.isoformat(),
-                               group_by=query.group_by, rows=_group(rows, label)),
-                   exclude_unset=True)  # a row names only its own group
+    report = UsageReport.model_validate({"from": start.isoformat(), "to": end.isoformat(),
+                                         "group_by": query.group_by,
+                                         "rows": _group(rows, label)})
+    return respond(report, exclude_unset=True)  # a row names only its own group
 
 
 def _group(rows: list[Any], label: str) -> list[UsageRow]:

@@ -29,8 +29,9 @@ class SendRefused(Problem):
 
     def __init__(self, status: int, code: str, detail: str, vendor_code: int | None = None
                  ) -> None:
-        extra = {} if vendor_code is None else {"vendor_code": vendor_code}
-        super().__init__(status, code, detail, **extra)
+        super().__init__(status, code, detail)
+        if vendor_code is not None:
+            self.extra["vendor_code"] = vendor_code
         self.vendor_code = vendor_code
 
 
