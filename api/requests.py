@@ -21,7 +21,7 @@ from api.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from api.problems import Problem, invalid_field
+from api.problems import Problem
 from metering.tenants import get_tenant, tenant_for_api_key
 
 MAX_JSON_BYTES = 256 * 1024
@@ -154,32 +154,3 @@ def path_uuid(request: web.Request, name: str) -> uuid.UUID:
         return uuid.UUID(request.match_info[name])
     except ValueError as exc:
         raise NotFound(f"no such {name.removesuffix('_id')}") from exc
-
-
-def optional_str(body: dict[str, Any], field: str, max_length: int) -> str | None:
-    value = body.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise invalid_field(field, "must be a string")
-    if len(value) > max_length:
-        raise invalid_field(field, f"must be at most {max_length} characters")
-    return value
-
-
-def required_str(body: dict[str, Any], field: str, max_length: int) -> str:
-    value = optional_str(body, field, max_length)
-    if value is None or not value.strip():
-        raise invalid_field(field, "is required")
-    return value
-
-
-def strict_int(body: dict[str, Any], field: str, low: int, high: int) -> int:
-    value = body.get(field)
-    if value is None:
-        raise invalid_field(field, "is required")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid_field(field, "must be an integer")
-    if not low <= value <= high:
-        raise invalid_field(field, f"must be between {low} and {high}")
-    return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.models import Answer, Credits, Request
 
@@ -80,17 +80,12 @@ class WebhookAccepted(Answer):
 
 class SendMessage(Request):
     channel: Literal["whatsapp", "sms"]
-    to: str = Field(max_length=32, description="E.164 for SMS; digits with the country code "
-                                               "(a leading + allowed) for WhatsApp")
-    text: str = Field(max_length=4096, description="at most 4,096 characters on WhatsApp, "
-                                                   "1,600 on SMS")
+    to: str = Field(max_length=32, pattern=r"^\s*\+?[1-9][0-9]{5,19}\s*$",
+                    description="E.164 for SMS (`+` and 7-15 digits); digits with the country "
+                                "code (a leading + allowed) for WhatsApp")
+    text: str = Field(max_length=4096, pattern=r"\S", description=(
+        "at most 4,096 characters on WhatsApp, 1,600 on SMS; not blank"))
 
-    @field_validator("to", "text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("is required")
-        return value
 
 
 class MessageSent(Answer):

@@ -25,6 +25,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -34,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 from gateway.app import create_app
 from tests.gateway.helpers import ADMIN_TOKEN, make_settings
 
-EXAMPLES = 12  # per operation: the whole run stays near a minute on two cores
+EXAMPLES = 25  # per operation: the whole run takes about 20 s on two cores
 SKIPPED = {("GET", "/twilio/stream"), ("GET", "/docs"), ("GET", "/dashboard")}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -82,13 +83,16 @@ class LiveGateway:
 def live_gateway(redis_url: str, database_url_sync: str, key_prefix: str) -> Iterator[str]:
     settings_ = make_settings(redis_url, database_url_sync, key_prefix, run_sink="false",
                               whatsapp_app_secret="contract-secret",
-                              whatsapp_verify_token="contract-verify")
+                              whatsapp_verify_token="contract-verify",
+                              # never the real vendors, whatever the fuzzer reaches
+                              twilio_api_base="http://127.0.0.1:9",
+                              graph_api_base="http://127.0.0.1:9")
     with LiveGateway(create_app(settings_)) as base_url:
         yield base_url
 
 
-def _tenant(base_url: str) -> dict[str, str]:
-    created = requests.post(f"{base_url}/admin/tenants", json={"name": "Contract Co"},
+def _tenant(base_url: str, name: str) -> dict[str, str]:
+    created = requests.post(f"{base_url}/admin/tenants", json={"name": name},
                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
     assert created.status_code == 201, created.text
     body: dict[str, str] = created.json()
@@ -101,7 +105,11 @@ def _tenant(base_url: str) -> dict[str, str]:
 
 def test_the_live_api_keeps_its_document(live_gateway: str) -> None:
     base_url = live_gateway
-    tenant = _tenant(base_url)
+    # Operators' fuzzed calls add numbers to one tenant; the tenant API is fuzzed with the
+    # key of another, which holds no number: POST /v1/messages then stops at 409
+    # no_sender_number instead of calling a vendor.
+    tenant = _tenant(base_url, "Contract Co")
+    owner = _tenant(base_url, "Numbers Co")
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     credentials = {"admin": f"Bearer {ADMIN_TOKEN}", "tenant": f"Bearer {tenant['api_key']}"}
     failures: list[str] = []
@@ -114,7 +122,7 @@ def test_the_live_api_keeps_its_document(live_gateway: str) -> None:
         security = operation.definition.raw.get("security") or [{}]
         scheme = next(iter(security[0]), None)
         headers = {"Authorization": credentials[scheme]} if scheme in credentials else {}
-        failures.extend(_run(operation, base_url, headers, tenant["id"]))
+        failures.extend(_run(operation, base_url, headers, owner["id"]))
     assert tested >= 20
     assert failures == [], "\n".join(failures[:20])
 
@@ -133,8 +141,10 @@ def _run(operation: Any, base_url: str, headers: dict[str, str], tenant_id: str)
         try:
             case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS,
                                    timeout=20)
-        except Exception as exc:  # collect every operation's failure, then fail once
-            found.append(f"{operation.method.upper()} {operation.path}: {exc}"[:2000])
+        except (Exception, FailureGroup) as exc:  # every operation's failures, then fail once
+            failures = exc.exceptions if isinstance(exc, FailureGroup) else (exc,)
+            found.extend(f"{operation.method.upper()} {operation.path}: {failure}"[:2000]
+                         for failure in failures)
 
     exercise()
     return found
