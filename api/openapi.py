@@ -139,7 +139,7 @@ def _query_params(ref: Mapping[str, Any], defs: Mapping[str, Any]) -> list[dict[
     required = set(schema.get("required", ()))
     params = []
     for name, prop in schema.get("properties", {}).items():
-        prop = dict(prop)
+        prop = _not_null(prop)  # a query string has no null: absent is the default
         description = prop.pop("description", None)
         prop.pop("title", None)
         param: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
@@ -148,6 +148,18 @@ def _query_params(ref: Mapping[str, Any], defs: Mapping[str, Any]) -> list[dict[
             param["description"] = description
         params.append(param)
     return params
+
+
+def _not_null(schema: Mapping[str, Any]) -> dict[str, Any]:
+    found = dict(schema)
+    choices = [c for c in found.pop("anyOf", ()) if c != {"type": "null"}]
+    if len(choices) == 1:
+        found.update(choices[0])
+    elif choices:
+        found["anyOf"] = choices
+    if found.get("default", "") is None:
+        del found["default"]
+    return found
 
 
 def _camel(path: str) -> str:
