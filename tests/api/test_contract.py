@@ -5,7 +5,7 @@ document (status documented, media type documented, body valid against its schem
 
 Left out, and why:
 - `GET /twilio/stream` is a websocket upgrade: there is no HTTP answer to check beyond the
-  documented 400 for a plain GET (tested in tests/gateway/voice).
+  documented 400 for a plain GET (tests/api/test_openapi.py).
 - `GET /docs` and `GET /dashboard` are static pages (their tests are elsewhere).
 The signed webhooks are fuzzed: unsigned input must answer their documented 401/403 (or
 400/415/422 for a body that is not a form), never 5xx.

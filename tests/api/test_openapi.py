@@ -114,3 +114,10 @@ async def test_the_reference_page_uses_only_vendored_files(client: Client) -> No
     assert bundle.status == 200 and bundle.content_type == "text/javascript"
     assert len(await bundle.read()) > 100_000
     assert (await client.get("/docs/secrets.txt")).status == 404
+
+
+async def test_a_plain_get_of_the_websocket_route_is_its_documented_400(client: Client) -> None:
+    response = await client.get("/twilio/stream")
+    assert response.status == 400
+    assert response.content_type == "application/problem+json"
+    assert (await response.json())["code"] == "bad_request"
