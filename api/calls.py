@@ -15,19 +15,21 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from api.admin import TENANT_ID
 from api.context import PG_POOL
-from api.problems import Problem, invalid_field
-from api.requests import admin_tenant, json_object, require_tenant
-from metering.agent_configs import (
-    AgentConfigError,
-    agent_config_for,
-    parse_agent_config,
-    save_agent_config,
-)
+from api.errors import NotFound
+from api.models import AgentConfig, AgentConfigPatch, CallList, CallRecord, Outcome
+from api.operations import Reply, add, operation, respond
+from api.requests import admin_tenant, parse_body, require_tenant
+from metering.agent_configs import agent_config_for, parse_agent_config, save_agent_config
 from metering.money import format_credits
 from metering.outcomes import outcomes_of_session
 
 MAX_LIST = 100
+
+
+def _record(row: asyncpg.Record) -> CallRecord:
+    return CallRecord(**_record_json(row))
 
 
 def _record_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -57,52 +59,63 @@ _COLUMNS = "session_id, status, started_at, ended_at, usage::text, micro_credits
            "written_off, details::text"
 
 
+@operation("GET", "/v1/calls", "Your latest call records, newest first (at most 100)",
+           "calls", security="tenant", responses={200: Reply("the records", CallList)})
 async def list_calls(request: web.Request) -> web.Response:
     tenant_id = await require_tenant(request)
     rows = await request.app[PG_POOL].fetch(
         f"SELECT {_COLUMNS} FROM sessions WHERE tenant_id = $1 AND channel = 'phone' "  # noqa: S608
         "ORDER BY started_at DESC LIMIT $2", tenant_id, MAX_LIST)
-    return web.json_response({"calls": [_record_json(row) for row in rows]})
+    return respond(CallList(calls=[_record(row) for row in rows]), exclude_unset=True)
 
 
+@operation("GET", "/v1/calls/{call_sid}",
+           "One call record: disposition, timings, usage, charges, outcomes, tool failures",
+           "calls", security="tenant",
+           path_params={"call_sid": {"type": "string", "maxLength": 64}},
+           responses={200: Reply("the record (once the call settled)", CallRecord)})
 async def get_call(request: web.Request) -> web.Response:
     tenant_id = await require_tenant(request)
     call_sid = request.match_info["call_sid"]
     if not call_sid.isalnum() or len(call_sid) > 64:
-        raise Problem(404, "not_found", "no such call")
+        raise NotFound("no such call")
     pool = request.app[PG_POOL]
     row = await pool.fetchrow(
         f"SELECT {_COLUMNS} FROM sessions WHERE session_id = $1 AND tenant_id = $2",  # noqa: S608
         f"call_{call_sid}", tenant_id)
     if row is None:
-        raise Problem(404, "not_found", "no such call (records appear once the call settled)")
-    record = _record_json(row)
-    record["outcomes"] = [{"kind": o["kind"], "record_id": str(o["record_id"]),
-                           "occurred_at": o["occurred_at"].isoformat()}
-                          for o in await outcomes_of_session(pool, row["session_id"])]
-    return web.json_response(record)
+        raise NotFound("no such call (records appear once the call settled)")
+    record = _record(row)
+    record.outcomes = [Outcome(kind=o["kind"], record_id=str(o["record_id"]),
+                               occurred_at=o["occurred_at"].isoformat())
+                       for o in await outcomes_of_session(pool, row["session_id"])]
+    return respond(record)
 
 
+@operation("GET", "/admin/tenants/{tenant_id}/agent", "The tenant's agent configuration",
+           "admin", security="admin", path_params=TENANT_ID,
+           responses={200: Reply("the configuration", AgentConfig)})
 async def get_agent(request: web.Request) -> web.Response:
     tenant_id = await admin_tenant(request)
     pool = request.app[PG_POOL]
-    return web.json_response((await agent_config_for(pool, tenant_id)).to_json())
+    return respond(AgentConfig(**(await agent_config_for(pool, tenant_id)).to_json()))
 
 
+@operation("PUT", "/admin/tenants/{tenant_id}/agent",
+           "Change members of the agent configuration (the others are kept)", "admin",
+           security="admin", path_params=TENANT_ID, body=AgentConfigPatch,
+           responses={200: Reply("the whole configuration after the change", AgentConfig)})
 async def put_agent(request: web.Request) -> web.Response:
     tenant_id = await admin_tenant(request)
     pool = request.app[PG_POOL]
-    body = await json_object(request)
-    try:
-        config = parse_agent_config(body, await agent_config_for(pool, tenant_id))
-    except AgentConfigError as exc:
-        raise invalid_field(exc.field, str(exc).split(": ", 1)[-1]) from exc
+    body = await parse_body(request, AgentConfigPatch)
+    # The model checks types and sizes; metering checks the rest (blank text), and its
+    # AgentConfigError is mapped by the middleware (api.errors).
+    config = parse_agent_config(body.model_dump(exclude_unset=True),
+                                await agent_config_for(pool, tenant_id))
     await save_agent_config(pool, tenant_id, config)
-    return web.json_response(config.to_json())
+    return respond(AgentConfig(**config.to_json()))
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/calls", list_calls)
-    app.router.add_get("/v1/calls/{call_sid}", get_call)
-    app.router.add_get("/admin/tenants/{tenant_id}/agent", get_agent)
-    app.router.add_put("/admin/tenants/{tenant_id}/agent", put_agent)
+    add(app, list_calls, get_call, get_agent, put_agent)

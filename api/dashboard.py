@@ -6,9 +6,14 @@ from importlib import resources
 
 from aiohttp import web
 
+from api.operations import Reply, add, operation
+
 _PAGE = resources.files("api") / "static" / "dashboard.html"
 
 
+@operation("GET", "/dashboard", "The tenant dashboard page (reads the API with a key)",
+           "docs", responses={200: Reply("an HTML page", media="text/html",
+                                         schema={"type": "string"})})
 async def dashboard_handler(request: web.Request) -> web.Response:
     return web.Response(
         text=_PAGE.read_text(encoding="utf-8"),
@@ -19,4 +24,4 @@ async def dashboard_handler(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/dashboard", dashboard_handler)
+    add(app, dashboard_handler)

@@ -1,4 +1,7 @@
-"""The one place where failures become HTTP: problem documents with stable codes."""
+"""The one place where failures become HTTP: problem documents with stable codes.
+
+Handlers raise (`api.errors`, or a metering domain error mapped by `domain_problem`);
+nothing else translates exceptions into answers."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api.errors import domain_problem
 from api.outages import is_store_outage, store_unavailable
 from api.problems import Problem, problem_response
 
@@ -47,6 +51,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(Problem(exc.status, code, detail, headers=headers),
                                 request.path)
     except Exception as exc:
+        mapped = domain_problem(exc)
+        if mapped is not None:  # a metering domain error: mapped here, nowhere else
+            return problem_response(mapped, request.path)
         if is_store_outage(exc):
             log.warning("store unavailable on %s %s: %r", request.method, request.path, exc)
             return problem_response(store_unavailable(), request.path)

@@ -1,6 +1,7 @@
 """HTTP problem documents (RFC 9457) with a stable machine-readable `code`.
 
-Handlers raise `Problem`; one middleware turns it, and every other failure, into
+Handlers raise `Problem` or one of its classes in `api.errors` (status and code
+carried by the class); one middleware turns it, and every other failure, into
 `application/problem+json`. Clients branch on `code`, never on `title` or `detail`.
 """
 
@@ -66,5 +67,7 @@ def problem_response(problem: Problem, instance: str | None = None) -> web.Respo
 
 
 def invalid_field(field: str, detail: str) -> Problem:
-    """422 naming the offending field, the shape every validation error takes."""
-    return Problem(422, "invalid_field", f"{field}: {detail}", field=field)
+    """422 naming the offending field; new code raises `api.errors.InvalidField`."""
+    from api.errors import InvalidField  # api.errors builds on this module
+
+    return InvalidField(field, detail)

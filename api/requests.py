@@ -5,17 +5,27 @@ from __future__ import annotations
 import hmac
 import json
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from api.context import ADMIN_TOKEN, PG_POOL
-from api.problems import Problem, invalid_field
+from api.errors import (
+    BadRequest,
+    InvalidField,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from api.problems import Problem
 from metering.tenants import get_tenant, tenant_for_api_key
 
 MAX_JSON_BYTES = 256 * 1024
-_AUTH_HEADERS = {"WWW-Authenticate": 'Bearer realm="voicegw"'}
+M = TypeVar("M", bound=BaseModel)
 
 
 def _bearer(request: web.Request) -> str:
@@ -23,20 +33,18 @@ def _bearer(request: web.Request) -> str:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Problem(401, "unauthorized", "send Authorization: Bearer <key>",
-                      headers=_AUTH_HEADERS)
+        raise Unauthorized("send Authorization: Bearer <key>")
     # Keys and the admin token are printable ASCII. Anything else (bytes that are not
     # UTF-8 arrive as surrogates and cannot be encoded) is a wrong key, not a crash.
     if not (token.isascii() and token.isprintable()):
-        raise Problem(401, "unauthorized", "the credentials are not valid",
-                      headers=_AUTH_HEADERS)
+        raise Unauthorized("the credentials are not valid")
     return token
 
 
 def require_admin(request: web.Request) -> None:
     token = _bearer(request)
     if not hmac.compare_digest(token.encode(), request.app[ADMIN_TOKEN].encode()):
-        raise Problem(401, "unauthorized", "the admin token is not valid", headers=_AUTH_HEADERS)
+        raise Unauthorized("the admin token is not valid")
 
 
 async def admin_tenant(request: web.Request) -> uuid.UUID:
@@ -45,29 +53,29 @@ async def admin_tenant(request: web.Request) -> uuid.UUID:
     require_admin(request)
     tenant_id = path_uuid(request, "tenant_id")
     if await get_tenant(request.app[PG_POOL], tenant_id) is None:
-        raise Problem(404, "not_found", "no such tenant")
+        raise NotFound("no such tenant")
     return tenant_id
 
 
 async def require_tenant(request: web.Request) -> uuid.UUID:
     tenant_id = await tenant_for_api_key(request.app[PG_POOL], _bearer(request))
     if tenant_id is None:
-        raise Problem(401, "unauthorized", "the API key is not valid", headers=_AUTH_HEADERS)
+        raise Unauthorized("the API key is not valid")
     return tenant_id
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise Problem(413, "payload_too_large", f"bodies are limited to {MAX_JSON_BYTES} bytes")
+        raise PayloadTooLarge(MAX_JSON_BYTES)
     raw = await read_capped(request, MAX_JSON_BYTES)
     if len(raw) > MAX_JSON_BYTES:
-        raise Problem(413, "payload_too_large", f"bodies are limited to {MAX_JSON_BYTES} bytes")
+        raise PayloadTooLarge(MAX_JSON_BYTES)
     try:
         # The standard parser, not orjson: an absurdly large integer must reach the field
         # check (422 naming the field), not fail as malformed JSON.
         body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
     if not isinstance(body, dict):
         raise Problem(422, "invalid_body", "the body must be a JSON object")
     return body
@@ -92,17 +100,49 @@ async def form_fields(request: web.Request, limit: int) -> dict[str, list[str]]:
     webhooks' senders post it: 415 for another media type (a multipart body, with or
     without its boundary), 413 when longer, 400 when it is not a UTF-8 form."""
     if request.content_type != "application/x-www-form-urlencoded":
-        raise Problem(415, "unsupported_media_type",
-                      "send the fields form-encoded (application/x-www-form-urlencoded)")
+        raise UnsupportedMediaType(
+            "send the fields form-encoded (application/x-www-form-urlencoded)")
     if request.content_length is not None and request.content_length > limit:
-        raise Problem(413, "payload_too_large", f"bodies are limited to {limit} bytes")
+        raise PayloadTooLarge(limit)
     raw = await read_capped(request, limit)
     if len(raw) > limit:
-        raise Problem(413, "payload_too_large", f"bodies are limited to {limit} bytes")
+        raise PayloadTooLarge(limit)
     try:
         return parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Problem(400, "malformed_payload", f"the body is not a form: {exc}") from exc
+        raise BadRequest(f"the body is not a form: {exc}", code="malformed_payload") from exc
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """The JSON object body as `model`: 400/413/422 as `json_object`, then a 422
+    `invalid_field` naming the first member the model refuses."""
+    return validated(model, await json_object(request))
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    """The query string as `model` (the first value of each name)."""
+    return validated(model, {name: request.query.get(name) for name in request.query})
+
+
+def validated(model: type[M], values: Mapping[str, Any]) -> M:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise field_error(exc) from exc
+
+
+def field_error(exc: ValidationError) -> InvalidField:
+    """The first error of a validation, as the 422 the API has always answered: `field`
+    is the top-level member (`tools`, not `tools.2`), the detail says what is wrong."""
+    first = exc.errors(include_url=False)[0]
+    loc = first["loc"]
+    field = str(loc[0]) if loc else "body"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "is required"
+    elif len(loc) > 1:
+        message = f"{'.'.join(str(part) for part in loc[1:])}: {message}"
+    return InvalidField(field, message)
 
 
 def _reject_constant(name: str) -> None:
@@ -113,33 +153,4 @@ def path_uuid(request: web.Request, name: str) -> uuid.UUID:
     try:
         return uuid.UUID(request.match_info[name])
     except ValueError as exc:
-        raise Problem(404, "not_found", f"no such {name.removesuffix('_id')}") from exc
-
-
-def optional_str(body: dict[str, Any], field: str, max_length: int) -> str | None:
-    value = body.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise invalid_field(field, "must be a string")
-    if len(value) > max_length:
-        raise invalid_field(field, f"must be at most {max_length} characters")
-    return value
-
-
-def required_str(body: dict[str, Any], field: str, max_length: int) -> str:
-    value = optional_str(body, field, max_length)
-    if value is None or not value.strip():
-        raise invalid_field(field, "is required")
-    return value
-
-
-def strict_int(body: dict[str, Any], field: str, low: int, high: int) -> int:
-    value = body.get(field)
-    if value is None:
-        raise invalid_field(field, "is required")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid_field(field, "must be an integer")
-    if not low <= value <= high:
-        raise invalid_field(field, f"must be between {low} and {high}")
-    return value
+        raise NotFound(f"no such {name.removesuffix('_id')}") from exc

@@ -15,6 +15,8 @@ from typing import Any
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from api.operations import Reply, add, operation
+
 MAX_KEPT = 500  # the newest mails; a long dev session does not grow without bound
 
 
@@ -74,6 +76,10 @@ class MailCatcher:
 MAIL_CATCHER = web.AppKey("mail_catcher", MailCatcher)
 
 
+@operation("GET", "/dev/mail", "Mail caught by `voicegw dev` (HTML, or JSON with "
+           "?format=json)", "dev", hidden=True,
+           responses={200: Reply("the caught mail", media="text/html",
+                                 schema={"type": "string"})})
 async def _mail_page(request: web.Request) -> web.Response:
     mails = list(reversed(request.app[MAIL_CATCHER].mails))
     if request.query.get("format") == "json" or "application/json" in request.headers.get(
@@ -91,4 +97,4 @@ async def _mail_page(request: web.Request) -> web.Response:
 
 def add_mail_routes(app: web.Application, catcher: MailCatcher) -> None:
     app[MAIL_CATCHER] = catcher
-    app.router.add_get("/dev/mail", _mail_page)
+    add(app, _mail_page)  # described but not published: dev mode only

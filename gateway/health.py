@@ -8,18 +8,23 @@ anyone restarting the gateway.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
 from api.context import PG_POOL, REDIS
+from api.models import Health, Readiness
+from api.operations import Reply, add, operation, respond
 from gateway.metrics import CONTENT_TYPE
 from gateway.state import METRICS, SCHEMA_READY, SESSIONS
 
 CHECK_TIMEOUT_S = 1.0
 
 
+@operation("GET", "/healthz", "Liveness: the process answers", "health",
+           responses={200: Reply("alive", Health)})
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return respond(Health(status="ok"))
 
 
 async def _check_redis(app: web.Application) -> str | None:
@@ -42,6 +47,11 @@ async def _check_postgres(app: web.Application) -> str | None:
     return None
 
 
+@operation("GET", "/readyz", "Readiness: Redis and PostgreSQL answer, migrations done, "
+           "not draining", "health",
+           responses={200: Reply("ready", Readiness),
+                      503: Reply("not ready: `failed` names what, `errors` says why",
+                                 Readiness)})
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
     redis_problem, postgres_problem = await asyncio.gather(
@@ -52,7 +62,7 @@ async def readyz(request: web.Request) -> web.Response:
         "postgres": "ok" if postgres_problem is None else "failed",
     }
     failed = [name for name, state in checks.items() if state != "ok"]
-    body: dict[str, object] = {"status": "ready" if not failed else "unavailable", "checks": checks}
+    body: dict[str, Any] = {"status": "ready" if not failed else "unavailable", "checks": checks}
     if not app[SCHEMA_READY].is_set():  # migrations still running: tables may be missing
         body["status"] = "migrating"
         failed.append("migrations")
@@ -63,10 +73,13 @@ async def readyz(request: web.Request) -> web.Response:
         body["failed"] = failed
         errors = {"redis": redis_problem, "postgres": postgres_problem}
         body["errors"] = {k: v for k, v in errors.items() if v}
-        return web.json_response(body, status=503)
-    return web.json_response(body)
+        return respond(Readiness(**body), 503, exclude_unset=True)
+    return respond(Readiness(**body), exclude_unset=True)
 
 
+@operation("GET", "/metrics", "Prometheus metrics (text exposition format)", "health",
+           responses={200: Reply("the metrics", media="text/plain",
+                                 schema={"type": "string"})})
 async def metrics(request: web.Request) -> web.Response:
     exported = request.app[METRICS]
     exported.active_calls.set(request.app[SESSIONS].count("phone"))
@@ -77,6 +90,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz, name="healthz")
-    app.router.add_get("/readyz", readyz, name="readyz")
-    app.router.add_get("/metrics", metrics, name="metrics")
+    add(app, healthz, readyz, metrics)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from api.problems import Problem
 from gateway.codecs.sms_segments import count_segments
 from gateway.messaging import store
 from gateway.messaging.deps import Messaging
@@ -21,13 +22,16 @@ from gateway.messaging.store import Outbound
 from metering.messages import PaidSendStatus, send_paid_message
 
 
-class SendRefused(Exception):
-    """The message was not sent; `code` is the stable problem code."""
+class SendRefused(Problem):
+    """The message was not sent; `code` is the stable problem code. A problem of the API's
+    tree: the problem middleware answers it (with `vendor_code` when Meta gave one)."""
 
     def __init__(self, status: int, code: str, detail: str, vendor_code: int | None = None
                  ) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.vendor_code = status, code, detail, vendor_code
+        super().__init__(status, code, detail)
+        if vendor_code is not None:
+            self.extra["vendor_code"] = vendor_code
+        self.vendor_code = vendor_code
 
 
 @dataclass(frozen=True)

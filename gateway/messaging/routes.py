@@ -27,9 +27,20 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from api.errors import InvalidField
+from api.operations import FORM, Header, Reply, add, operation, respond
 from api.outages import store_unavailable
-from api.problems import Problem, invalid_field
-from api.requests import json_object, require_tenant, required_str
+from api.problems import Problem
+from api.requests import parse_body, require_tenant
+from api.webhook_models import (
+    MessageSent,
+    SendMessage,
+    TwilioSmsForm,
+    TwilioSmsStatusForm,
+    WebhookAccepted,
+    WhatsAppVerifyQuery,
+    WhatsAppWebhook,
+)
 from gateway.codecs import sms_webhook, whatsapp
 from gateway.codecs.exceptions import (
     SmsWebhookError,
@@ -39,7 +50,7 @@ from gateway.codecs.exceptions import (
 )
 from gateway.messaging import intake, store
 from gateway.messaging.deps import MESSAGING, Messaging
-from gateway.messaging.outbound import SendRefused, send_message
+from gateway.messaging.outbound import send_message
 from gateway.twilio_auth import signed_twilio_form
 from metering.money import format_credits
 
@@ -83,6 +94,16 @@ async def _stored(work: Callable[[], Awaitable[T]]) -> T:
         raise store_unavailable("the message store is unreachable; retry later") from exc
 
 
+_TWIML = Reply("empty TwiML (replies go out through the REST API)", media="text/xml",
+                schema={"type": "string"})
+_STORED = {503: ("store_unavailable", "overloaded", "channel_not_configured")}
+
+
+@operation("GET", "/whatsapp/webhook", "Meta's verify handshake: answers the challenge",
+           "webhooks", query=WhatsAppVerifyQuery,
+           responses={200: Reply("the challenge, as sent", media="text/plain",
+                                 schema={"type": "string"})},
+           errors={400: ("bad_request",), 403: ("invalid_verify_token",)})
 async def whatsapp_verify(request: web.Request) -> web.Response:
     token = request.app[MESSAGING].settings.whatsapp_verify_token
     try:
@@ -94,6 +115,15 @@ async def whatsapp_verify(request: web.Request) -> web.Response:
     return web.Response(text=challenge, content_type="text/plain")
 
 
+@operation("POST", "/whatsapp/webhook", "WhatsApp Cloud API webhook (X-Hub-Signature-256)",
+           "webhooks", security="whatsapp", body=WhatsAppWebhook,
+           headers=(Header("X-Hub-Signature-256", "sha256=<hex HMAC of the raw body>",
+                           required=False),),
+           responses={200: Reply("stored; processed in the background", WebhookAccepted)},
+           errors={400: ("malformed_payload",), 401: ("missing_signature",),
+                   403: ("invalid_signature",), **_STORED},
+           description="The signature is checked on the raw body before anything is parsed; "
+                       "a signed body that cannot be read is kept and answered 400.")
 async def whatsapp_receive(request: web.Request) -> web.Response:
     m = request.app[MESSAGING]
     secret = m.settings.whatsapp_app_secret
@@ -114,8 +144,8 @@ async def whatsapp_receive(request: web.Request) -> web.Response:
         raise Problem(400, "malformed_payload", str(exc)) from exc
     _ready(request, len(batch.messages))
     result = await _stored(lambda: intake.accept_whatsapp(m, batch))
-    return web.json_response({"messages": result.new, "duplicates": result.duplicates,
-                              "statuses": result.statuses, "rejected": result.rejected})
+    return respond(WebhookAccepted(messages=result.new, duplicates=result.duplicates,
+                                   statuses=result.statuses, rejected=result.rejected))
 
 
 async def _signed_form(request: web.Request) -> dict[str, list[str]]:
@@ -126,6 +156,15 @@ def _twiml() -> web.Response:
     return web.Response(text=sms_webhook.EMPTY_TWIML, content_type="text/xml")
 
 
+_TWILIO_ERRORS = {400: ("malformed_payload",), 401: ("missing_signature",),
+                  403: ("invalid_signature",), **_STORED}
+_SIGNATURE = (Header("X-Twilio-Signature", "Twilio's signature of the URL and the form",
+                     required=False),)
+
+
+@operation("POST", "/twilio/sms", "Twilio inbound SMS webhook (X-Twilio-Signature)",
+           "webhooks", security="twilio", body=TwilioSmsForm, body_media=FORM,
+           headers=_SIGNATURE, responses={200: _TWIML}, errors=_TWILIO_ERRORS)
 async def sms_receive(request: web.Request) -> web.Response:
     m = request.app[MESSAGING]
     params = await _signed_form(request)
@@ -140,6 +179,9 @@ async def sms_receive(request: web.Request) -> web.Response:
     return _twiml()
 
 
+@operation("POST", "/twilio/sms/status", "Twilio message status callback", "webhooks",
+           security="twilio", body=TwilioSmsStatusForm, body_media=FORM, headers=_SIGNATURE,
+           responses={200: _TWIML}, errors=_TWILIO_ERRORS)
 async def sms_status(request: web.Request) -> web.Response:
     m = request.app[MESSAGING]
     params = await _signed_form(request)
@@ -154,39 +196,40 @@ async def sms_status(request: web.Request) -> web.Response:
 def _recipient(channel: str, raw: str) -> str:
     to = raw.strip()
     if channel == "sms" and not E164.fullmatch(to):
-        raise invalid_field("to", "must be an E.164 number such as +14155550123")
+        raise InvalidField("to", "must be an E.164 number such as +14155550123")
     if channel == "whatsapp":
         to = to.removeprefix("+")
         if not WA_ID.fullmatch(to):
-            raise invalid_field("to", "must be the customer's WhatsApp number, digits with "
-                                      "the country code")
+            raise InvalidField("to", "must be the customer's WhatsApp number, digits with "
+                                     "the country code")
     return to
 
 
+@operation("POST", "/v1/messages",
+           "Send a free-form WhatsApp (inside the 24-hour window) or SMS message", "messaging",
+           security="tenant", body=SendMessage,
+           responses={201: Reply("sent and billed", MessageSent)},
+           errors={402: ("insufficient_credits",),
+                   409: ("whatsapp_window_closed", "no_sender_number"),
+                   502: ("vendor_error",)},
+           description="Billed like any other message (`sms_sent_segments`, "
+                       "`whatsapp_messages`); a refused message costs nothing. 409 "
+                       "`whatsapp_window_closed` carries `vendor_code` 131047 when Meta "
+                       "refused.")
 async def post_message(request: web.Request) -> web.Response:
     tenant_id = await require_tenant(request)
-    body = await json_object(request)
-    channel = body.get("channel")
-    if channel not in ("whatsapp", "sms"):
-        raise invalid_field("channel", 'must be "whatsapp" or "sms"')
-    to = _recipient(channel, required_str(body, "to", 32))
-    text = required_str(body, "text", whatsapp.MAX_TEXT if channel == "whatsapp"
-                        else sms_webhook.MAX_BODY)
-    try:
-        sent = await send_message(request.app[MESSAGING], tenant_id, channel, to, text)
-    except SendRefused as exc:
-        if exc.vendor_code is not None:
-            raise Problem(exc.status, exc.code, exc.detail, vendor_code=exc.vendor_code) from exc
-        raise Problem(exc.status, exc.code, exc.detail) from exc
-    return web.json_response({"id": sent.vendor_id, "channel": sent.channel, "to": sent.to,
-                              "segments": sent.segments,
-                              "credits": format_credits(sent.micro_credits),
-                              "micro_credits": sent.micro_credits}, status=201)
+    body = await parse_body(request, SendMessage)
+    to = _recipient(body.channel, body.to)
+    if body.channel == "sms" and len(body.text) > sms_webhook.MAX_BODY:
+        raise InvalidField("text", f"String should have at most {sms_webhook.MAX_BODY} "
+                                   "characters")
+    # SendRefused is a problem: the middleware answers it.
+    sent = await send_message(request.app[MESSAGING], tenant_id, body.channel, to, body.text)
+    return respond(MessageSent(id=sent.vendor_id, channel=sent.channel,  # type: ignore[arg-type]
+                               to=sent.to, segments=sent.segments,
+                               credits=format_credits(sent.micro_credits),
+                               micro_credits=sent.micro_credits), 201)
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/whatsapp/webhook", whatsapp_verify)
-    app.router.add_post("/whatsapp/webhook", whatsapp_receive)
-    app.router.add_post("/twilio/sms", sms_receive)
-    app.router.add_post("/twilio/sms/status", sms_status)
-    app.router.add_post("/v1/messages", post_message)
+    add(app, whatsapp_verify, whatsapp_receive, sms_receive, sms_status, post_message)

@@ -22,7 +22,9 @@ from aiohttp import web
 
 from agents.voice.services import VoiceProviders, openai_http_client
 from api.context import CREDIT_STORE, PG_POOL, REDIS
+from api.operations import FORM, Header, Reply, add, operation
 from api.problems import Problem
+from api.webhook_models import TwilioCallStatusForm, TwilioVoiceForm
 from gateway.codecs import session_token, twiml
 from gateway.state import METRICS, SESSIONS, SETTINGS
 from gateway.twilio_auth import signed_twilio_form
@@ -67,6 +69,18 @@ def stream_url(public_url: str) -> str:
     return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/twilio/stream"
 
 
+_SIGNATURE = (Header("X-Twilio-Signature", "Twilio's signature of the URL and the form",
+                     required=False),)
+_VOICE_ERRORS = {400: ("malformed_payload",), 403: ("invalid_signature",),
+                 422: ("invalid_field",)}
+
+
+@operation("POST", "/twilio/voice", "Twilio voice webhook: a call comes in; answers TwiML",
+           "webhooks", security="twilio", body=TwilioVoiceForm, body_media=FORM,
+           headers=_SIGNATURE, errors=_VOICE_ERRORS,
+           responses={200: Reply("TwiML: <Connect><Stream> to /twilio/stream, or a spoken "
+                                 "refusal (unknown number, paused tenant, full gateway, replay)",
+                                 media="text/xml", schema={"type": "string"})})
 async def voice_webhook(request: web.Request) -> web.Response:
     params = await signed_form(request)
     call_sid, to, caller = (_field(params, n) for n in ("CallSid", "To", "From"))
@@ -108,6 +122,10 @@ async def _answer(request: web.Request, call_sid: str, to: str, caller: str) -> 
     return _twiml(twiml.connect_stream(url, {"token": token}))
 
 
+@operation("POST", "/twilio/status", "Twilio call status callback (recorded once per status)",
+           "webhooks", security="twilio", body=TwilioCallStatusForm, body_media=FORM,
+           headers=_SIGNATURE, errors=_VOICE_ERRORS,
+           responses={204: Reply("recorded")})
 async def status_callback(request: web.Request) -> web.Response:
     """Records each (call, status) once; Twilio retries callbacks."""
     params = await signed_form(request)
@@ -152,6 +170,4 @@ def add_voice_routes(app: web.Application) -> None:
     from gateway.voice.stream import media_stream
 
     app.cleanup_ctx.append(_voice_ctx)
-    app.router.add_post("/twilio/voice", voice_webhook)
-    app.router.add_post("/twilio/status", status_callback)
-    app.router.add_get("/twilio/stream", media_stream)
+    add(app, voice_webhook, status_callback, media_stream)

@@ -26,6 +26,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from agents.voice.call import CallSetup, VoiceCall
 from api.context import CREDIT_STORE, PG_POOL, REDIS
+from api.operations import Reply, operation
 from api.outages import is_store_outage
 from gateway.codecs import session_token
 from gateway.codecs.exceptions import MediaStreamError, TokenError
@@ -143,6 +144,14 @@ async def _close_on_outage(ws: web.WebSocketResponse, exc: Exception) -> None:
     await _close(ws, WSCloseCode.INTERNAL_ERROR, "store unavailable, try again")
 
 
+@operation(
+    "GET", "/twilio/stream", "Twilio Media Streams websocket (opened by the TwiML of "
+    "/twilio/voice)", "webhooks",
+    responses={101: Reply("Switching Protocols: a websocket carrying Twilio's media stream "
+                          "messages (JSON text frames: connected, start with the signed "
+                          "session token, media, mark, stop); refusals close it with 1008")},
+    errors={400: ("bad_request",)},
+    description="Not plain HTTP: send `Upgrade: websocket`. A GET without it is a 400.")
 async def media_stream(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE, heartbeat=30)
     await ws.prepare(request)
