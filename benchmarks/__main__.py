@@ -13,20 +13,11 @@ from pathlib import Path
 import asyncpg
 
 from benchmarks import credit_control, messaging, sink
+from benchmarks.common import cpu_model
 from gateway.embedded import LocalServers
 from metering.migrate import migrate_url
 
 COMMAND = "make bench"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 async def _scratch_database(server_url: str) -> tuple[str, str]:
@@ -66,7 +57,7 @@ async def _main(args: argparse.Namespace) -> str:
         "",
         f"Command: `{COMMAND}` (`python -m benchmarks --sessions {args.sessions}`). "
         f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.",
-        f"Machine: {_cpu_model()}, {os.cpu_count()} cores, Python "
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, Redis and PostgreSQL on the same host (loopback).",
         "",
         "| benchmark | figure | target |",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 
+from load.bench_report import record as write_section
 from metering.migrate import migrate_url
 
 
@@ -69,15 +69,13 @@ async def scratch_database(server_url: str, label: str) -> AsyncIterator[str]:
 
 
 def record(path: Path, heading: str, section: str) -> None:
-    """Writes `section` (starting with `## {heading}`) in place of the earlier one, keeping
-    the other sections and a hand-written "### Analysis" at the end of ours."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^## {re.escape(heading)}\n(?P<body>.*?)(?=^## |\Z)", re.M | re.S)
-    match = pattern.search(text)
-    if match is None:
-        path.write_text(text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n")
-        return
-    kept = re.search(r"^### Analysis.*", match["body"], re.M | re.S)
-    new = section.rstrip("\n") + "\n\n" + (kept.group(0).rstrip("\n") + "\n\n" if kept else "")
-    text = text[:match.start()] + new + text[match.end():]
-    path.write_text(text.rstrip("\n") + "\n")
+    """Writes `section` in place of our earlier `## {heading}` (see load.bench_report)."""
+    write_section(path, section, heading)
+
+
+def publish(text: str, output: str, heading: str, *, record_it: bool) -> None:
+    """Prints a benchmark's section and, unless told not to, records it."""
+    print(text)
+    if record_it:
+        record(Path(output), heading, text)
+        print(f"recorded in {output}")

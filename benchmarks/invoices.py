@@ -25,7 +25,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -35,7 +34,7 @@ from benchmarks.common import (
     load_average,
     machine,
     percentile,
-    record,
+    publish,
     scratch_database,
 )
 from gateway.embedded import LocalServers
@@ -241,10 +240,7 @@ def main() -> None:
         servers.close()
     text = section(result, " ".join(["python -m benchmarks.invoices", *sys.argv[1:]]), load,
                    dt.datetime.now(dt.UTC))
-    print(text)
-    if not args.no_record:
-        record(Path(args.output), HEADING, text)
-        print(f"recorded in {args.output}")
+    publish(text, args.output, HEADING, record_it=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import asyncpg
 from aiohttp import web
@@ -44,7 +43,7 @@ from benchmarks.common import (
     load_average,
     machine,
     percentile,
-    record,
+    publish,
     scratch_database,
 )
 from gateway.embedded import LocalServers
@@ -359,10 +358,7 @@ def main() -> None:
         servers.close()
     text = section(result, " ".join(["python -m benchmarks.webhooks", *sys.argv[1:]]), load,
                    dt.datetime.now(dt.UTC))
-    print(text)
-    if not args.no_record:
-        record(Path(args.output), HEADING, text)
-        print(f"recorded in {args.output}")
+    publish(text, args.output, HEADING, record_it=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -446,11 +446,12 @@ def _size(path: Path) -> int:
         return 0
 
 
-def record(path: Path, section: str) -> None:
-    """Writes `section` into BENCHMARKS.md in place of an earlier "## Phone calls",
-    keeping the other sections and a hand-written "### Analysis" at the end of ours."""
+def record(path: Path, section: str, heading: str = "Phone calls") -> None:
+    """Writes `section` (starting with `## {heading}`) into BENCHMARKS.md in place of the
+    earlier one, keeping the other sections and a hand-written "### Analysis" at the end
+    of ours. Every benchmark writes its section through this (`benchmarks.common` too)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Phone calls\n(?P<body>.*?)(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^## {re.escape(heading)}\n(?P<body>.*?)(?=^## |\Z)", re.M | re.S)
     match = pattern.search(text)
     if match is None:
         path.write_text(text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n")
