@@ -41,7 +41,7 @@ async def test_the_dashboard_shows_billing_webhooks_and_alerts(
             await page.fill("#key", tenant.api_key)
             await page.click("#login button")
             await page.locator("#plan", has_text="Growth").wait_for()
-            assert "4950.00 TRY a month" in await page.text_content("#plan") or ""
+            assert "4950.00 TRY a month" in (await page.text_content("#plan") or "")
             await page.locator("#draft-total", has_text="4950.00").wait_for()
             assert await page.text_content("#draft-period") == "2026-12"
 
