@@ -127,5 +127,7 @@ def domain_problem(exc: Exception) -> Problem | None:
     if isinstance(exc, billing.NotFound | notify.NotFound):
         return NotFound(str(exc))
     if isinstance(exc, billing.Conflict):
-        return Conflict(str(exc), code=exc.code)
+        # One code for a replayed key with another body, whichever resource it creates.
+        code = "idempotency_key_reused" if exc.code == "idempotency_conflict" else exc.code
+        return Conflict(str(exc), code=code)
     return None

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api import admin, calls, dashboard, openapi, tenant_api
+from api import (
+    admin,
+    billing_admin,
+    billing_tenant,
+    calls,
+    dashboard,
+    notify_api,
+    openapi,
+    tenant_api,
+)
 
 
 def add_api_routes(app: web.Application) -> None:
     admin.add_routes(app)
     calls.add_routes(app)
     tenant_api.add_routes(app)
+    billing_admin.add_routes(app)
+    billing_tenant.add_routes(app)
+    notify_api.add_routes(app)
     openapi.add_routes(app)
     dashboard.add_routes(app)

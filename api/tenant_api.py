@@ -19,10 +19,11 @@ from metering.topups import TopupResult, topup
 MAX_IDEMPOTENCY_KEY = 255
 
 
-def _idempotency_key(request: web.Request) -> str:
+def idempotency_key(request: web.Request) -> str:
+    """The request's Idempotency-Key: 400 when missing or not 1-255 printable characters."""
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
-        raise BadRequest("POST /v1/topups needs an Idempotency-Key header",
+        raise BadRequest(f"{request.method} {request.path} needs an Idempotency-Key header",
                          code="idempotency_key_required")
     if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise BadRequest(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters",
@@ -46,7 +47,7 @@ def _idempotency_key(request: web.Request) -> str:
                 "not yet credited: retry with the same key.")
 async def create_topup(request: web.Request) -> web.Response:
     tenant_id = await require_tenant(request)
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     body = await parse_body(request, CreateTopup)
     # IdempotencyConflict, BalanceLimit and TopupPending are mapped by the middleware.
     result = await topup(request.app[PG_POOL], request.app[CREDIT_STORE], tenant_id=tenant_id,

@@ -18,7 +18,16 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from api.context import ADMIN_TOKEN, PG_POOL, REDIS, REDIS_PREFIX
+from api.context import (
+    ADMIN_TOKEN,
+    CLOCK,
+    INVOICE_ISSUER,
+    PG_POOL,
+    REDIS,
+    REDIS_PREFIX,
+    WEBHOOKS_ALLOW_PRIVATE,
+    utcnow,
+)
 from api.middleware import problem_middleware
 from api.routes import add_api_routes
 from gateway import health
@@ -99,6 +108,9 @@ def create_app(settings: Settings) -> web.Application:
     app[SESSIONS] = SessionRegistry()
     app[ADMIN_TOKEN] = settings.admin_token
     app[REDIS_PREFIX] = settings.redis_prefix
+    app[INVOICE_ISSUER] = settings.invoice_issuer
+    app[WEBHOOKS_ALLOW_PRIVATE] = settings.webhooks_allow_private
+    app[CLOCK] = utcnow  # the billing cycle and the billing API read the same clock
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_postgres_ctx)
     app[SCHEMA_READY] = asyncio.Event()

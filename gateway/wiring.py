@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from api.context import CREDIT_STORE, PG_POOL, REDIS
+from api.context import CLOCK, CREDIT_STORE, PG_POOL, REDIS
 from gateway.background import background_task
 from gateway.metrics import Metrics
 from gateway.state import METRICS, SCHEMA_READY, SETTINGS
@@ -160,8 +160,7 @@ async def run_billing_cycle(app: web.Application) -> None:
     await app[SCHEMA_READY].wait()
     while True:
         try:
-            report = await run_cycle(app[PG_POOL], app[CREDIT_STORE],
-                                     now=dt.datetime.now(dt.UTC),
+            report = await run_cycle(app[PG_POOL], app[CREDIT_STORE], now=app[CLOCK](),
                                      issuer=app[SETTINGS].invoice_issuer)
             if report.finalized or report.grants or report.expiries:
                 log.info("billing cycle: %d invoices finalized, %d grants, %d expiries",

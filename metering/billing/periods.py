@@ -69,7 +69,10 @@ def from_date(day: dt.date) -> Period:
 def parse_period(value: Any, field: str = "period") -> Period:
     if not isinstance(value, str) or (match := _PERIOD.match(value)) is None:
         raise InvalidField(field, "must be a period YYYY-MM")
-    return Period(int(match.group(1)), int(match.group(2)))
+    year = int(match.group(1))
+    if not 2000 <= year <= 2999:  # year 0 has no dates; 9999-12 has no next period
+        raise InvalidField(field, "must be a period from 2000-01 to 2999-12")
+    return Period(year, int(match.group(2)))
 
 
 def utc(moment: dt.datetime) -> dt.datetime:

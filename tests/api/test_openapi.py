@@ -27,6 +27,15 @@ EXPECTED = {
     ("post", "/twilio/sms"), ("post", "/twilio/sms/status"), ("post", "/twilio/voice"),
     ("post", "/twilio/status"), ("get", "/twilio/stream"), ("get", "/dashboard"),
     ("get", "/openapi.json"), ("get", "/docs"),
+    ("post", "/admin/plans"), ("get", "/admin/plans"), ("get", "/admin/plans/{plan_id}"),
+    ("put", "/admin/tenants/{tenant_id}/plan"), ("post", "/admin/invoices/close"),
+    ("post", "/admin/invoices/{invoice_id}/paid"), ("post", "/admin/invoices/{invoice_id}/void"),
+    ("get", "/v1/plans"), ("get", "/v1/plan"), ("put", "/v1/plan"), ("post", "/v1/successes"),
+    ("get", "/v1/successes"), ("get", "/v1/invoices/upcoming"), ("get", "/v1/invoices"),
+    ("get", "/v1/invoices/{invoice_id}"), ("get", "/v1/invoices/{invoice_id}/pdf"),
+    ("post", "/v1/webhooks"), ("get", "/v1/webhooks"), ("delete", "/v1/webhooks/{webhook_id}"),
+    ("post", "/v1/webhooks/{webhook_id}/test"), ("get", "/v1/webhooks/{webhook_id}/deliveries"),
+    ("get", "/v1/alerts"), ("put", "/v1/alerts"),
 }
 
 
