@@ -118,6 +118,7 @@ class DeliveryWorker:
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _listener: asyncpg.pool.PoolConnectionProxy | None = field(default=None, init=False)
     _listen_retry_at: float = field(default=0.0, init=False)
+    _lost: asyncpg.pool.PoolConnectionProxy | None = field(default=None, init=False)
 
     # -- the loop ----------------------------------------------------------------------
     async def run(self) -> None:
@@ -159,6 +160,10 @@ class DeliveryWorker:
         """Holds one pooled connection that LISTENs for emits; on failure, polls and tries
         again later (a lost connection is noticed by its termination callback)."""
         loop = asyncio.get_running_loop()
+        if self._lost is not None:  # give the pool back its slot (it drops a dead one)
+            lost, self._lost = self._lost, None
+            with contextlib.suppress(Exception):
+                await self.pool.release(lost)
         if self._listener is not None or loop.time() < self._listen_retry_at:
             return
         self._listen_retry_at = loop.time() + LISTEN_RETRY_S
@@ -169,25 +174,34 @@ class DeliveryWorker:
             return
         try:
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-        except Exception as exc:
+        except BaseException as exc:  # cancelled too: the slot goes back to the pool
+            with contextlib.suppress(Exception):
+                await self.pool.release(conn)
+            if not isinstance(exc, Exception):
+                raise
             log.warning("webhook listener not connected, polling: %r", exc)
-            await self.pool.release(conn)
             return
         conn.add_termination_listener(self._listener_lost)
         self._listener = conn
 
     def _listener_lost(self, *_: object) -> None:
-        self._listener = None  # the server closed it; the next idle pass listens again
+        # The server closed it: the next idle pass releases it (a pooled connection never
+        # released would hold a pool slot forever, and `pool.close()` would wait on it)
+        # and listens again.
+        self._lost, self._listener = self._listener, None
+        self._listen_retry_at = 0.0  # at once: the retry delay is for failed attempts
         self._wake.set()
 
     async def _unlisten(self) -> None:
         conn, self._listener = self._listener, None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
-        with contextlib.suppress(Exception):
-            await self.pool.release(conn)
+        lost, self._lost = self._lost, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
+        for held in (conn, lost):
+            if held is not None:
+                with contextlib.suppress(Exception):
+                    await self.pool.release(held)
 
     async def deliver_due(self) -> int:
         """One pass: claims what is due and delivers it; how many attempts were made."""
