@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint types unit bench bench-calls bench-webhooks bench-invoices load clean
+.PHONY: run test browser lint types unit bench bench-calls bench-webhooks bench-invoices load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "voicegw needs Python 3.11+"'
@@ -25,7 +25,14 @@ types: $(STAMP)
 unit: $(STAMP)
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
 
-test: lint types unit
+# The dashboard's browser tests drive Debian's Chromium (Playwright's own download is not
+# used); installed here when missing and apt-get is at hand as root.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "note: install Chromium (apt-get install chromium) for the browser tests"
+
+test: browser lint types unit
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
