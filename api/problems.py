@@ -64,10 +64,3 @@ def problem_response(problem: Problem, instance: str | None = None) -> web.Respo
         content_type=PROBLEM_CONTENT_TYPE,
         headers=problem.headers,
     )
-
-
-def invalid_field(field: str, detail: str) -> Problem:
-    """422 naming the offending field; new code raises `api.errors.InvalidField`."""
-    from api.errors import InvalidField  # api.errors builds on this module
-
-    return InvalidField(field, detail)
