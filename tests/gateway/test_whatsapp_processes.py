@@ -5,19 +5,16 @@ charge per message."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import fields
 
 import aiohttp
 import orjson
 import pytest
 
-from gateway.config import env_name
 from gateway.embedded import free_port
 from load.messages import sign_whatsapp, whatsapp_text
+from tests.gateway.helpers import start_serve
 from tests.gateway.messaging_env import APP_SECRET, MessagingEnv, one_message
 from tests.prom import sample
 
@@ -26,27 +23,9 @@ from tests.prom import sample
 async def child_gateway(messaging_env: MessagingEnv) -> AsyncIterator[str]:
     """`python -m gateway.cli serve` with the test app's settings, on its own port."""
     port = free_port()
-    env = {**os.environ, env_name("port"): str(port), env_name("host"): "127.0.0.1",
-           env_name("log_level"): "WARNING"}
-    for item in fields(messaging_env.settings):
-        if item.name not in ("port", "host", "log_level"):
-            env[env_name(item.name)] = str(getattr(messaging_env.settings, item.name))
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "serve", env=env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
+    child = await start_serve(messaging_env.settings, port, asyncio.subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                try:
-                    async with http.get(f"{base}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
-            else:
-                pytest.fail("the child gateway did not start")
         yield base
     finally:
         child.terminate()

@@ -5,12 +5,10 @@ record says `gateway_lost` with its usage."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
 from gateway.cli_metering import drain
-from gateway.config import Settings, env_name
+from gateway.config import Settings
 from gateway.embedded import free_port
 from load.caller import CallScript, Endpoint, SimulatedCall
 from load.emulators.server import RunningEmulators
@@ -32,7 +30,7 @@ from metering.meters import Meter
 from metering.ratecard import default_rate_card
 from metering.rating import rate_usage
 from metering.sink import Sink
-from tests.gateway.helpers import TWILIO_AUTH_TOKEN, make_settings
+from tests.gateway.helpers import TWILIO_AUTH_TOKEN, make_settings, start_serve
 from tests.gateway.voice.conftest import ACCOUNT_SID, ADMIN, CALLER, NUMBER, OPERATOR
 from tests.gateway.voice.test_calls import emulated_usage
 
@@ -51,15 +49,6 @@ class Child:
     log: Path
 
 
-def _child_env(settings: Settings, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEGW_")}
-    for item in fields(settings):
-        env[env_name(item.name)] = str(getattr(settings, item.name))
-    env.update({env_name("port"): str(port), env_name("host"): "127.0.0.1",
-                env_name("log_level"): "WARNING"})
-    return env
-
-
 @pytest.fixture
 async def child(redis_url: str, database_url: str, key_prefix: str,
                 emulators: RunningEmulators, tmp_path: Path) -> AsyncIterator[Child]:
@@ -73,22 +62,9 @@ async def child(redis_url: str, database_url: str, key_prefix: str,
     port = free_port()
     log = tmp_path / "child.log"
     with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "serve", env=_child_env(settings, port),
-            stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out)
+        process = await start_serve(settings, port, out, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                try:
-                    async with http.get(f"{base}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail(f"the child gateway did not start: {log.read_text()[-2000:]}")
         yield Child(process, base, settings, log)
     finally:
         if process.returncode is None:
