@@ -10,6 +10,7 @@ from api import (
     billing_tenant,
     calls,
     dashboard,
+    live,
     notify_api,
     openapi,
     tenant_api,
@@ -24,4 +25,5 @@ def add_api_routes(app: web.Application) -> None:
     billing_tenant.add_routes(app)
     notify_api.add_routes(app)
     openapi.add_routes(app)
+    live.add_routes(app)
     dashboard.add_routes(app)
