@@ -258,6 +258,9 @@ class LiveHub:
             await asyncio.sleep(RETRY_S[min(failures, len(RETRY_S) - 1)])
             failures += 1
 
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self.settled(payload)
+
     async def _pg_listener(self) -> None:
         failures = 0
         while True:
@@ -267,8 +270,7 @@ class LiveHub:
             try:
                 conn = await pool.acquire()
                 conn.add_termination_listener(lambda _c, done=lost: done.set())
-                await conn.add_listener(NOTIFY_CHANNEL,
-                                        lambda _c, _pid, _ch, payload: self.settled(payload))
+                await conn.add_listener(NOTIFY_CHANNEL, self._notified)
                 self._up(pg_up=True)
                 if failures:
                     self.refresh_all()
@@ -282,10 +284,15 @@ class LiveHub:
             finally:
                 self._up(pg_up=False)
                 if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(pool.release(conn))
+                    await asyncio.shield(self._release(pool, conn))
             await asyncio.sleep(RETRY_S[min(failures, len(RETRY_S) - 1)])
             failures += 1
+
+    async def _release(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
+        with contextlib.suppress(Exception):
+            await pool.release(conn)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:

@@ -276,3 +276,20 @@ async def test_a_reader_that_falls_behind_is_dropped(subscribed: Client,
     assert stream.dropped
     await reader.until("bye")
     await eventually(lambda: hub(client).count == 0)
+
+
+async def test_a_lost_listener_is_taken_again_and_streams_get_a_fresh_snapshot(
+        subscribed: Client, tenant: Tenant) -> None:
+    client = subscribed
+    pool = client.app[PG_POOL]
+    response, reader = await open_stream(client, tenant)
+    await reader.until("sessions")
+    killed = await pool.fetchval(
+        """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+           WHERE datname = current_database() AND query LIKE 'LISTEN%voicegw_live%'""")
+    assert killed == 1
+    await reader.until("balance")  # taken again: the snapshot of what may have been missed
+    await asyncio.wait_for(hub(client).subscribed.wait(), 10)
+    marker = await insert_conversation(pool, tenant.id, settled=True)
+    assert await reader.until("conversations") == {"settled": [marker]}
+    response.close()
