@@ -105,10 +105,11 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
     try:
         first = await hub.snapshot(tenant)  # a store away: 503 before the stream starts
         await response.prepare(request)
-        await response.write(b"retry: 3000\n\n" + b"".join(first))
-        await _pump(response, stream, hub.heartbeat_s)
-    except ConnectionError:  # the client went away mid-write: nothing more to say
-        pass
+        try:
+            await response.write(b"retry: 3000\n\n" + b"".join(first))
+            await _pump(response, stream, hub.heartbeat_s)
+        except ConnectionError:  # the client went away mid-write: nothing more to say
+            pass
     finally:
         hub.close(stream)
     return response
