@@ -100,16 +100,17 @@ def _conversation(rng: random.Random, day: dt.date, index: int) -> SeededConvers
         summary="" if abandoned else summary, transcript=turns)
 
 
-def conversations(today: dt.date, *, days: int = 14, per_day: int = 9, seed: int = 7
-                  ) -> list[SeededConversation]:
-    """`per_day` +- 3 conversations on each of the `days` days up to `today`."""
+def conversations(today: dt.date, *, days: int = 14, per_day: int = 9, seed: int = 7,
+                  until: dt.datetime | None = None) -> list[SeededConversation]:
+    """`per_day` +- 3 conversations on each of the `days` days up to `today`, those that
+    would end after `until` left out."""
     rng = random.Random(seed)
     made: list[SeededConversation] = []
     for back in range(days - 1, -1, -1):
         day = today - dt.timedelta(days=back)
         made.extend(_conversation(rng, day, i)
                     for i in range(max(per_day + rng.randint(-3, 3), 1)))
-    return made
+    return [c for c in made if until is None or c.ended_at <= until]
 
 
 async def insert(pool: asyncpg.Pool, tenant_id: uuid.UUID,

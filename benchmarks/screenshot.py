@@ -43,7 +43,10 @@ def _settings(redis_url: str, database_url: str, prefix: str) -> Any:
         "VOICEGW_PUBLIC_URL": "https://gw.example", "VOICEGW_ADMIN_TOKEN": ADMIN_TOKEN,
         "VOICEGW_TWILIO_AUTH_TOKEN": "unused", "VOICEGW_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "VOICEGW_REDIS_PREFIX": prefix, "VOICEGW_MIGRATE_ON_START": "false",
-        "VOICEGW_RUN_SINK": "false", "VOICEGW_INVOICE_ISSUER": "ACME"})
+        "VOICEGW_RUN_SINK": "false", "VOICEGW_INVOICE_ISSUER": "ACME",
+        # Nothing leaves the machine: no LLM answers, so the commentary is the one made
+        # from the figures alone.
+        "VOICEGW_OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
 
 
 async def _tenant(http: aiohttp.ClientSession, base: str) -> tuple[str, str]:
@@ -105,7 +108,8 @@ async def _main(output: Path, drawer: Path | None) -> None:
             app = runner.app
             async with aiohttp.ClientSession() as http:
                 tenant, key = await _tenant(http, base)
-            rows = dashboard_data.conversations(dt.date.today(), days=30)
+            now = dt.datetime.now(dt.UTC)  # 60 days: the cards compare with the 30 before
+            rows = dashboard_data.conversations(now.date(), days=60, until=now)
             await dashboard_data.insert(app[PG_POOL], uuid.UUID(tenant), rows)
             await app[CREDIT_STORE].reserve(  # a call in progress for the live panel
                 tenant, "call:CAlive", channel="phone", requested=600_000_000,
@@ -137,7 +141,8 @@ def main() -> None:
                         help="a second picture with a conversation's drawer open ('' for none)")
     args = parser.parse_args()
     asyncio.run(_main(Path(args.output), Path(args.drawer) if args.drawer else None))
-    print(f"wrote {args.output}" + (f" and {args.drawer}" if args.drawer else ""))
+    print(f"wrote {args.output}" + (f" and {args.drawer}" if args.drawer
+                                    and Path(args.drawer).exists() else ""))
 
 
 if __name__ == "__main__":
