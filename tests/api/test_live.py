@@ -293,3 +293,23 @@ async def test_a_lost_listener_is_taken_again_and_streams_get_a_fresh_snapshot(
     marker = await insert_conversation(pool, tenant.id, settled=True)
     assert await reader.until("conversations") == {"settled": [marker]}
     response.close()
+
+
+async def test_a_store_that_is_down_answers_503_and_leaves_no_stream(
+        aiohttp_client: Any, database_url: str, key_prefix: str) -> None:
+    from gateway.app import create_app
+    from gateway.embedded import free_port
+    from tests.gateway.helpers import make_settings
+
+    settings = make_settings(f"redis://127.0.0.1:{free_port()}/0", database_url, key_prefix,
+                             run_sink="false")
+    client = await aiohttp_client(create_app(settings))
+    created = await client.post("/admin/tenants", json={"name": "Acme"}, headers=ADMIN)
+    assert created.status == 201, await created.text()
+    auth = {"Authorization": f"Bearer {(await created.json())['api_key']}"}
+    for answer in (await client.get("/v1/live", headers=auth),
+                   await client.post("/v1/live/token", headers=auth),
+                   await client.get("/v1/live?token=lst_any")):
+        assert answer.status == 503, await answer.text()
+        assert (await answer.json())["code"] == "store_unavailable"
+    assert hub(client).count == 0
