@@ -60,7 +60,8 @@ async def settle(pool: asyncpg.Pool, c: Conv) -> None:
         """UPDATE conversations SET ended_at = $2, last_activity_at = $2, answered_at = $3,
                first_response_ms = $4, disposition = $5, outcomes = $6::jsonb,
                successes = $7, handoff = $8, resolved = $9, micro_credits = $10,
-               rating = $11, rated_at = CASE WHEN $11::smallint IS NULL THEN NULL ELSE $2::timestamptz END,
+               rating = $11,
+               rated_at = CASE WHEN $11::smallint IS NULL THEN NULL ELSE $2::timestamptz END,
                settled_at = $2
            WHERE id = $1""",
         c.id, c.end, answered, c.answered_ms, c.disposition, orjson.dumps(outcomes).decode(),
