@@ -127,6 +127,11 @@ async def test_weeks_filters_and_the_rebuild_agree_with_the_hand_count(
                                          "conversations_per_customer", "success_rate")] \
         == [6, 4, 1.5, 0.3333]
     assert phone["channel_mix"] == {"phone": 6, "whatsapp": 0, "sms": 0, "web": 0}
+    # docs/kpis.md's example: 11.2 credits / 3 successes; (3 x 12.00 + 4,950.00) / 3.
+    assert phone["totals"]["cost_per_success"] == {
+        "credits": "3.733333", "micro_credits": 3_733_333, "money": "1662.00",
+        "currency": "TRY"}
+    assert phone["dispositions"] == {"abandoned": 2, "completed": 3, "transferred": 1}
     texts = await _kpis(client, tenant, channel="sms")
     assert [texts["totals"][k] for k in ("conversations", "customers", "abandonment_rate",
                                          "aht_s")] == [2, 2, None, None]
