@@ -7,9 +7,12 @@
 --
 -- Days are the tenant's local days (`tenants.timezone`) of the conversation's start.
 -- Concurrency: every trigger takes the tenant row FOR SHARE (a settings change, which
--- rebuilds, waits for settlements in flight and they wait for it) and a transaction
--- advisory lock per tenant and customer (two conversations of one customer settling at
--- once are linked in order); rollup rows are written in key order.
+-- rebuilds, waits for settlements in flight and they wait for it); starting and settling
+-- also take a transaction advisory lock per tenant and customer (two conversations of one
+-- customer settling at once are linked in order, and a customer coming back while a
+-- resolved conversation settles withdraws its first-contact resolution either way);
+-- customer rollup rows are written in key order. The writer settles a conversation in one
+-- statement of its own transaction, so these locks are held for milliseconds.
 
 -- A settled, resolved conversation whose customer has not come back within 7 days (yet).
 ALTER TABLE conversations ADD COLUMN kpi_fcr boolean NOT NULL DEFAULT false;
@@ -183,12 +186,23 @@ BEGIN
         DO UPDATE SET customers = k.customers + EXCLUDED.customers;
 END $$;
 
-CREATE FUNCTION kpi_lock(c conversations, OUT tz text, OUT sl_s integer)
+-- The tenant's settings, its row held FOR SHARE until commit (a settings change, which
+-- rebuilds, waits for the counting in flight, and the counting waits for it).
+CREATE FUNCTION kpi_settings(c conversations, OUT tz text, OUT sl_s integer)
 LANGUAGE plpgsql AS $$
 BEGIN
     SELECT t.timezone, t.service_level_s INTO tz, sl_s FROM tenants t
     WHERE t.id = c.tenant_id FOR SHARE;
-    PERFORM pg_advisory_xact_lock(hashtextextended(c.tenant_id::text || ':' || c.customer_hash, 8));
+END $$;
+
+-- The settings, then the customer's lock until commit: whatever touches a customer's
+-- links or first-contact resolution sees the customer's other conversations committed.
+CREATE FUNCTION kpi_lock(c conversations, OUT tz text, OUT sl_s integer)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT s.tz, s.sl_s INTO tz, sl_s FROM kpi_settings(c) AS s;
+    PERFORM pg_advisory_xact_lock(
+        hashtextextended(c.tenant_id::text || ':' || c.customer_hash, 8));
 END $$;
 
 -- BEFORE triggers: a row-level BEFORE trigger sees the rows the same statement processed
@@ -221,12 +235,8 @@ CREATE FUNCTION kpi_came_back() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     s record;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM conversations o
-                   WHERE o.tenant_id = NEW.tenant_id AND o.customer_hash = NEW.customer_hash
-                     AND o.kpi_fcr AND o.started_at < NEW.started_at
-                     AND coalesce(o.ended_at, o.started_at) + interval '7 days' >= NEW.started_at) THEN
-        RETURN NEW;  -- the common case, without a lock
-    END IF;
+    -- Locked even when nothing is found: a resolved conversation of the customer settling
+    -- at this moment either sees this one after our commit, or is seen by us after its own.
     s := kpi_lock(NEW);
     WITH back AS (
         UPDATE conversations o SET kpi_fcr = false
@@ -242,12 +252,14 @@ BEGIN
     RETURN NEW;
 END $$;
 
--- A rating arriving (or changing) after settlement.
+-- A rating arriving (or changing) after settlement. No customer lock: a rating touches no
+-- link, and this row is already locked by its UPDATE (taking the customer's lock after it
+-- could deadlock with a new conversation withdrawing this one's first-contact resolution).
 CREATE FUNCTION kpi_rate() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     s record;
 BEGIN
-    s := kpi_lock(NEW);
+    s := kpi_settings(NEW);
     UPDATE kpi_days k SET
         rating_sum = k.rating_sum + coalesce(NEW.rating, 0) - coalesce(OLD.rating, 0),
         rating_count = k.rating_count + (NEW.rating IS NOT NULL)::int
