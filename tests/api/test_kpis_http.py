@@ -18,6 +18,8 @@ from tests.api.conftest import Client, ClientFactory, MovableClock, Tenant, at, 
 from tests.api.kpi_fixtures import Conv, play
 from tests.api.test_kpis_month import EXPECTED, P4, _month
 from tests.gateway.helpers import make_settings
+from tests.pg_outage import DatabaseOutage
+from tests.servers import TestServers
 
 
 @pytest.mark.parametrize(("params", "field"), [
@@ -167,3 +169,20 @@ async def test_the_weekly_report_has_the_weeks_kpis_commentary_and_top_conversat
     assert top[0]["customer"] == "+90******E" and top[0]["credits"] == "6.000000"
     default = await llm_client.get("/v1/reports/weekly", headers=tenant.auth)
     assert (await default.json())["week"] == "2026-W48"  # clock: Wednesday 2026-12-02
+
+
+async def test_postgres_down_answers_503_then_the_kpis_again(
+        client: Client, tenant: Tenant, servers: TestServers, database_url: str) -> None:
+    outage = DatabaseOutage(servers.postgres_url, database_url)
+    paths = ("/v1/kpis", "/v1/kpis/commentary", "/v1/reports/weekly?week=2026-W48")
+    try:
+        await outage.start()
+        for _ in range(2):  # terminated pooled connections first, then refused new ones
+            for path in paths:
+                response = await client.get(path, headers=tenant.auth)
+                assert response.status == 503, path
+                assert (await response.json())["code"] == "store_unavailable"
+    finally:
+        await outage.close()
+    for path in paths:
+        assert (await client.get(path, headers=tenant.auth)).status == 200
