@@ -10,6 +10,7 @@ from api import (
     billing_tenant,
     calls,
     dashboard,
+    kpis,
     notify_api,
     openapi,
     tenant_api,
@@ -25,3 +26,4 @@ def add_api_routes(app: web.Application) -> None:
     notify_api.add_routes(app)
     openapi.add_routes(app)
     dashboard.add_routes(app)
+    kpis.add_routes(app)

@@ -36,6 +36,7 @@ from gateway.config import Settings
 from gateway.logs import request_id_var
 from gateway.messaging import add_messaging
 from gateway.metrics import Metrics
+from gateway.reports import wire_reports
 from gateway.services import migrate_until_done
 from gateway.sessions import SessionRegistry
 from gateway.state import METRICS, SCHEMA_READY, SESSIONS, SETTINGS
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> web.Application:
         app[SCHEMA_READY].set()  # migrated by `voicegw migrate` or another process
     app.on_shutdown.append(_drain_sessions)
     wire_metering(app)
+    wire_reports(app)
     health.add_routes(app)
     add_api_routes(app)
     add_messaging(app)
