@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser lint types unit bench bench-calls bench-webhooks bench-invoices bench-live screenshot vendor-chartjs load clean
+.PHONY: run test browser lint types unit bench bench-calls bench-webhooks bench-invoices bench-kpis bench-live screenshot vendor-chartjs load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "voicegw needs Python 3.11+"'
@@ -52,13 +52,18 @@ bench-webhooks: $(STAMP)
 bench-invoices: $(STAMP)
 	$(BIN)/python -m benchmarks.invoices
 
+# GET /v1/kpis for 30 days of a tenant with 1,000,000 conversations (seeding and rolling up
+# take a few minutes; needs PostgreSQL and Redis on their default local ports); records "KPIs".
+bench-kpis: $(STAMP)
+	$(BIN)/python -m benchmarks.kpis
+
 # What the live dashboard costs: the credit scripts' PUBLISH and the fan-out of one change
 # to 1,000 streams of GET /v1/live (about 1 minute); records "Live dashboard".
 bench-live: $(STAMP)
 	$(BIN)/python -m benchmarks.live
 
 # docs/dashboard.png (shown in README) and docs/dashboard-conversation.png: the dashboard
-# with two weeks of seeded conversations, in Chromium (see `browser`).
+# with 60 days of seeded conversations, in Chromium (see `browser`).
 screenshot: $(STAMP) browser
 	$(BIN)/python -m benchmarks.screenshot
 

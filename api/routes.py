@@ -10,6 +10,7 @@ from api import (
     billing_tenant,
     calls,
     dashboard,
+    kpis,
     live,
     notify_api,
     openapi,
@@ -27,3 +28,4 @@ def add_api_routes(app: web.Application) -> None:
     openapi.add_routes(app)
     live.add_routes(app)
     dashboard.add_routes(app)
+    kpis.add_routes(app)

@@ -37,6 +37,7 @@ from gateway.config import Settings
 from gateway.logs import request_id_var
 from gateway.messaging import add_messaging
 from gateway.metrics import Metrics
+from gateway.reports import wire_reports
 from gateway.services import migrate_until_done
 from gateway.sessions import SessionRegistry
 from gateway.state import METRICS, SCHEMA_READY, SESSIONS, SETTINGS
@@ -129,6 +130,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_end_live_streams)
     app.on_shutdown.append(_drain_sessions)
     wire_metering(app)
+    wire_reports(app)
     health.add_routes(app)
     add_api_routes(app)
     add_messaging(app)

@@ -36,6 +36,7 @@ EXPECTED = {
     ("post", "/v1/webhooks"), ("get", "/v1/webhooks"), ("delete", "/v1/webhooks/{webhook_id}"),
     ("post", "/v1/webhooks/{webhook_id}/test"), ("get", "/v1/webhooks/{webhook_id}/deliveries"),
     ("get", "/v1/alerts"), ("put", "/v1/alerts"),
+    ("get", "/v1/kpis"), ("get", "/v1/kpis/commentary"), ("get", "/v1/reports/weekly"),
     ("post", "/v1/live/token"), ("get", "/v1/live"),
 }
 
