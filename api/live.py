@@ -59,7 +59,6 @@ def _token_key(request: web.Request, token: str) -> str:
            "tenant", security="tenant",
            responses={201: Reply("the token, valid 60 s, spent when the stream opens",
                                  LiveToken)},
-           errors={503: ("unavailable",)},
            description="For browsers: EventSource cannot send the API key in a header, "
                        "and the key never goes into a URL.")
 async def create_live_token(request: web.Request) -> web.Response:
@@ -87,7 +86,7 @@ async def _stream_tenant(request: web.Request) -> uuid.UUID:
            responses={200: Reply("an endless text/event-stream", media="text/event-stream",
                                  schema={"type": "string"})},
            errors={401: ("unauthorized", "invalid_stream_token"),
-                   503: ("live_streams_full", "unavailable")},
+                   503: ("live_streams_full",)},
            description="Events: `balance`, `sessions`, `conversations` (`{\"settled\": "
                        "[ids]}`), `bye`; a comment line every 15 s. Authenticate with the "
                        "API key in the header, or with `?token=` from `POST "
