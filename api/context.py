@@ -36,3 +36,7 @@ CLOCK = web.AppKey("clock", Clock)
 from metering.credit_store import CreditStore  # noqa: E402 - keep the keys above together
 
 CREDIT_STORE = web.AppKey("credit_store", CreditStore)
+
+from metering.notify.mail import Mailer  # noqa: E402
+
+MAILER = web.AppKey[Mailer | None]("mailer")  # None: no VOICEGW_SMTP_URL

@@ -12,6 +12,7 @@ from api import (
     dashboard,
     notify_api,
     openapi,
+    tariff_admin,
     tenant_api,
 )
 
@@ -25,3 +26,4 @@ def add_api_routes(app: web.Application) -> None:
     notify_api.add_routes(app)
     openapi.add_routes(app)
     dashboard.add_routes(app)
+    tariff_admin.add_routes(app)
