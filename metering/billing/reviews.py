@@ -13,6 +13,7 @@ are rounded.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
@@ -102,7 +103,9 @@ def assess(tariff: Tariff, usage: CycleUsage, period: Period, cur: Currency) -> 
                    cost_at_reference=money(cost, cur))
     if tariff.kind == "flat_rate":
         ten = 10 * cur.scale
-        price = (cost // ten) * ten  # the nearest ten below: in the tenant's favour
+        # The nearest ten below: in the tenant's favour. Under ten, a flat rate of 0 would
+        # be no price at all: the cost itself, rounded down to the minor unit.
+        price = (cost // ten) * ten or max(math.floor(cost), 1)
         limit = _limit(tariff.monthly_price, tariff.tolerance_pct)
         figures.update(monthly_price=format_amount(tariff.monthly_price, cur),
                        limit=money(limit, cur), paid=format_amount(tariff.monthly_price, cur))

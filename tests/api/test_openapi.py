@@ -36,6 +36,11 @@ EXPECTED = {
     ("post", "/v1/webhooks"), ("get", "/v1/webhooks"), ("delete", "/v1/webhooks/{webhook_id}"),
     ("post", "/v1/webhooks/{webhook_id}/test"), ("get", "/v1/webhooks/{webhook_id}/deliveries"),
     ("get", "/v1/alerts"), ("put", "/v1/alerts"),
+    ("post", "/admin/tariff-reviews"), ("get", "/admin/tasks"), ("get", "/admin/tasks/{task_id}"),
+    ("post", "/admin/tasks/{task_id}/preview"), ("post", "/admin/tasks/{task_id}/offer"),
+    ("post", "/admin/tasks/{task_id}/resolve"), ("get", "/admin/templates"),
+    ("put", "/admin/templates/{name}"), ("put", "/admin/tenants/{tenant_id}/billing-email"),
+    ("get", "/admin/dashboard"),
 }
 
 
