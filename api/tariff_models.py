@@ -14,6 +14,7 @@ TASK_STATUSES = Literal["open", "offer_sent", "follow_up", "accepted", "declined
 TEMPLATE_NAMES = Literal["cost_cap_offer", "cost_cap_follow_up", "flat_rate_offer",
                          "flat_rate_follow_up", "per_call_offer", "per_call_follow_up"]
 TARIFFS = Literal["cost_cap", "flat_rate", "per_call"]
+EMAIL_PATTERN = r"^[^@\s<>,\x00-\x1f]+@[^@\s<>,\x00-\x1f]+$"
 
 
 class RunReview(StrictRequest):
@@ -76,7 +77,7 @@ class Salutation(StrictRequest):
 
 
 class SendOffer(Salutation):
-    to: str | None = Field(None, min_length=3, max_length=254,
+    to: str | None = Field(None, min_length=3, max_length=254, pattern=EMAIL_PATTERN,
                            description="default: the tenant's billing_email")
 
 
@@ -109,7 +110,7 @@ class TemplateText(StrictRequest):
 
 class BillingEmail(StrictRequest):
     billing_email: str | None = Field(min_length=3, max_length=254,
-                                      pattern=r"^[^@\s<>,]+@[^@\s<>,]+$")
+                                      pattern=EMAIL_PATTERN)
 
 
 class TenantBillingEmail(Answer):

@@ -90,8 +90,8 @@ def template_kind(name: str) -> TemplateKind:
 def check_template(name: str, text: object) -> str:
     """The text if `name` may use it; InvalidField `text` naming the fault."""
     kind = template_kind(name)
-    if not isinstance(text, str) or not 1 <= len(text) <= 20000:
-        raise InvalidField("text", "must be 1-20000 characters")
+    if not isinstance(text, str) or not 1 <= len(text) <= 20000 or "\x00" in text:
+        raise InvalidField("text", "must be 1-20000 characters (no NUL)")
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:

@@ -166,8 +166,9 @@ def template_values(task: Task, salutation: str) -> list[str]:
 
 
 def _salutation(value: object) -> str:
-    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 200:
-        raise InvalidField("salutation", "must be 1-200 characters")
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 200 \
+            or any(ord(c) < 32 for c in value):
+        raise InvalidField("salutation", "must be 1-200 characters on one line")
     return value.strip()
 
 
@@ -194,7 +195,7 @@ def _recipient(task: Task, to: object) -> str:
     if recipient is None:
         raise InvalidField("to", "the tenant has no billing_email; give `to`")
     if not isinstance(recipient, str) or "@" not in recipient or len(recipient) > 254 \
-            or any(c in recipient for c in "\r\n <>,"):
+            or any(c in " <>,\x7f" or ord(c) < 32 for c in recipient):
         raise InvalidField("to", "must be an e-mail address")
     return recipient
 
@@ -274,8 +275,9 @@ async def resolve_task(pool: asyncpg.Pool, store: CreditStore, *, task_id: uuid.
     now = utc(now)
     if outcome not in OUTCOMES:
         raise InvalidField("outcome", f"must be one of {', '.join(OUTCOMES)}")
-    if note is not None and (not isinstance(note, str) or len(note) > 2000):
-        raise InvalidField("note", "must be at most 2000 characters")
+    if note is not None and (not isinstance(note, str) or len(note) > 2000
+                             or "\x00" in note):
+        raise InvalidField("note", "must be at most 2000 characters (no NUL)")
     task = await _fetch(pool, task_id)
     if task.status in OUTCOMES:
         if task.status == outcome:

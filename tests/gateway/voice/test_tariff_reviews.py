@@ -272,6 +272,11 @@ async def test_cost_cap_invoice_shows_the_cap_and_zeroed_lines_and_the_review_mo
                           {"salutation": "Dear Sir or Madam"})
     assert preview["text"].startswith("Dear Sir or Madam,\n")
     assert "exceeded by more than 25%" in preview["text"]
+    await gw.ok("PUT", "/admin/templates/cost_cap_offer",
+                {"text": "{1}: {{cap}} passed by over {0} %."})  # the operator's own text
+    preview = await gw.ok("POST", f"/admin/tasks/{flagged['task_id']}/preview",
+                          {"salutation": "Hello Ola"})
+    assert preview["text"] == "Hello Ola: {cap} passed by over 25 %."
 
     await gw.ok("POST", "/admin/invoices/close", {"period": period})
     invoices = (await gw.ok("GET", "/v1/invoices", headers=over.auth))["invoices"]
