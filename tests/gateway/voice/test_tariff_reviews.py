@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
 
+from api.context import PG_POOL
 from gateway.dev_mail import MailCatcher
+from metering.billing.reviews import review_ended_month
 from tests.gateway.voice.tariff_env import (
     TariffGateway,
     month_of,
@@ -90,13 +93,17 @@ async def test_flat_rate_boundary_offer_mail_follow_up_and_acceptance(
     assert (await gw.ok("GET", "/admin/tasks"))["tasks"] == []
 
     gw.clock.at = next_month_start(gw.clock.at) + dt.timedelta(hours=1)
-    first, second = await asyncio.gather(
+    # Two requests and a CLI process (whose own clock still reads the running month: a
+    # preliminary review told to open tasks) race for the same tenant and period.
+    first, second, cli = await asyncio.gather(
         gw.ok("POST", "/admin/tariff-reviews", {"period": period}),
-        gw.ok("POST", "/admin/tariff-reviews", {"period": period}))  # two gateways at once
+        gw.ok("POST", "/admin/tariff-reviews", {"period": period}),
+        gw.cli("review", "--period", period, "--open-tasks"))
     result = {r["tenant_id"]: r for r in first["results"]}[over.id]
     assert not result["preliminary"] and result["flagged"]
-    assert result["task_id"] == {r["tenant_id"]: r for r in second["results"]}[over.id][
-        "task_id"]
+    for other in (second, cli):
+        assert {r["tenant_id"]: r for r in other["results"]}[over.id]["task_id"] == result[
+            "task_id"]
     assert {r["tenant_id"]: r for r in first["results"]}[fine.id]["task_id"] is None
     figures = result["figures"]
     assert (figures["calls"], figures["seconds"], figures["minutes"]) == (
@@ -205,8 +212,6 @@ async def test_per_call_smtp_down_leaves_the_task_open_and_a_declined_offer_has_
     assert (status, problem["code"]) == (503, "mail_failed")
     task = await gw.ok("GET", f"/admin/tasks/{task_id}")
     assert task["status"] == "open" and task["last_error"] and task["offer_sent_at"] is None
-    from api.context import PG_POOL
-
     pool = gw.server.app[PG_POOL]
     assert await pool.fetchval("SELECT count(*) FROM mail_outbox") == 0
     port = int(smtp_url.rsplit(":", 1)[1])
@@ -261,8 +266,14 @@ async def test_cost_cap_invoice_shows_the_cap_and_zeroed_lines_and_the_review_mo
     await subscribe(gw, over.id, postpaid("cap-over", cap_tariff(cap)))
 
     gw.clock.at = next_month_start(gw.clock.at) + dt.timedelta(hours=2)
+    # the gateways' job after the month's end: each tenant reviewed once
+    pool = gw.server.app[PG_POOL]
+    job = {r.tenant_id: r for r in await review_ended_month(pool, now=gw.clock.at)}
+    assert {str(t) for t in job} == {fine.id, over.id}
+    assert await review_ended_month(pool, now=gw.clock.at) == []
     results = {r["tenant_id"]: r for r in (await gw.ok(
         "POST", "/admin/tariff-reviews", {"period": period}))["results"]}
+    assert results[over.id]["task_id"] == str(job[uuid.UUID(over.id)].task_id)
     assert not results[fine.id]["flagged"] and results[fine.id]["task_id"] is None
     flagged = results[over.id]
     assert flagged["flagged"] and flagged["task_id"]
