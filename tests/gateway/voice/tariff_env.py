@@ -107,13 +107,19 @@ class TariffGateway:
             total += math.ceil(record["usage"]["call_seconds"] / 1000)
         return total
 
-    async def cli(self, *args: str) -> Any:
-        """`voicegw <args>` as a child process; its JSON output."""
+    async def run_cli(self, *args: str) -> tuple[int, str, str]:
+        """`voicegw <args>` as a child process: exit status, stdout, stderr."""
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway.cli", *args, env=serve_env(self.settings, 0),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await process.communicate()
-        assert process.returncode == 0, err.decode()
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    async def cli(self, *args: str) -> Any:
+        """`voicegw <args>`, which must succeed; its JSON output."""
+        code, out, err = await self.run_cli(*args)
+        assert code == 0, err
         return orjson.loads(out)
 
 

@@ -189,6 +189,10 @@ async def test_per_call_smtp_down_leaves_the_task_open_and_a_declined_offer_has_
         "kind": "per_call", "price_per_call": money(price),
         "reference_price_per_minute": "600.00", "tolerance_pct": "25"}))
 
+    code, _, err = await gw.run_cli("review", "--period", "2999-01")
+    assert code == 2 and "period" in err and "future" in err
+    code, _, err = await gw.run_cli("followups", "--as-of", "2027-01-09T00:00:00")
+    assert code == 2 and "offset" in err
     # An operator acting before the month ends opens the task from the CLI...
     early = await gw.cli("review", "--period", period, "--open-tasks")
     by_tenant = {r["tenant_id"]: r for r in early["results"]}
