@@ -25,6 +25,7 @@ class RunReview(StrictRequest):
 
 class ReviewResult(Answer):
     tenant_id: str
+    tenant_name: str
     tariff: TARIFFS
     period: str
     preliminary: bool = Field(description="the month has not ended yet")

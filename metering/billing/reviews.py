@@ -44,6 +44,7 @@ class Assessment:
 @dataclass(frozen=True)
 class ReviewResult:
     tenant_id: uuid.UUID
+    tenant_name: str
     tariff: str
     period: Period
     preliminary: bool
@@ -53,7 +54,8 @@ class ReviewResult:
     task_id: uuid.UUID | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"tenant_id": str(self.tenant_id), "tariff": self.tariff,
+        return {"tenant_id": str(self.tenant_id), "tenant_name": self.tenant_name,
+                "tariff": self.tariff,
                 "period": str(self.period), "preliminary": self.preliminary,
                 "flagged": self.flagged, "figures": self.figures, "offer": self.offer,
                 "task_id": None if self.task_id is None else str(self.task_id)}
@@ -140,16 +142,17 @@ def check_period(value: Any, now: dt.datetime) -> tuple[Period, bool]:
 
 
 async def _reviewed_plans(conn: asyncpg.Connection,
-                          period: Period) -> list[tuple[uuid.UUID, Plan]]:
+                          period: Period) -> list[tuple[uuid.UUID, str, Plan]]:
     rows = await conn.fetch(
-        """SELECT i.tenant_id, p.id, p.version, p.name, p.currency, p.setup_fee,
-                  p.monthly_fee, p.success_fee, p.included_credits, p.credit_rollover,
+        """SELECT i.tenant_id, t.name AS tenant_name, p.id, p.version, p.name, p.currency,
+                  p.setup_fee, p.monthly_fee, p.success_fee, p.included_credits, p.credit_rollover,
                   p.rate_card::text AS rate_card, p.created_at, p.billing,
                   p.tariff::text AS tariff
            FROM invoices i JOIN plans p ON p.id = i.plan_id AND p.version = i.plan_version
+             JOIN tenants t ON t.id = i.tenant_id
            WHERE i.period = $1 AND p.tariff->>'kind' = ANY($2::text[])
            ORDER BY i.tenant_id""", period.first_day, list(REVIEWED_KINDS))
-    return [(row["tenant_id"], plan_from_row(row)) for row in rows]
+    return [(row["tenant_id"], row["tenant_name"], plan_from_row(row)) for row in rows]
 
 
 async def open_task(conn: asyncpg.Connection, *, tenant_id: uuid.UUID, plan: Plan,
@@ -184,7 +187,7 @@ async def review_period(pool: asyncpg.Pool, *, period: Any, now: dt.datetime,
     target, preliminary = check_period(period, now)
     results = []
     async with pool.acquire() as conn:
-        for tenant, plan in await _reviewed_plans(conn, target):
+        for tenant, name, plan in await _reviewed_plans(conn, target):
             if tenant_id is not None and tenant != tenant_id:
                 continue
             assert plan.tariff is not None
@@ -205,7 +208,7 @@ async def review_period(pool: asyncpg.Pool, *, period: Any, now: dt.datetime,
                 if outcome.flagged and (open_tasks or not preliminary):
                     task_id = await open_task(conn, tenant_id=tenant, plan=plan,
                                               period=target, assessment=outcome, now=now)
-            results.append(ReviewResult(tenant, plan.tariff.kind, target, preliminary,
+            results.append(ReviewResult(tenant, name, plan.tariff.kind, target, preliminary,
                                         outcome.flagged, outcome.figures, outcome.offer,
                                         task_id))
     return results

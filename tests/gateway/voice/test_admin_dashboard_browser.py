@@ -20,7 +20,7 @@ from tests.gateway.voice.tariff_env import (
     next_month_start,
     tariff_gateway,
 )
-from tests.gateway.voice.test_tariff_reviews import money, postpaid, subscribe
+from tests.gateway.voice.test_tariff_reviews import minutes, money, postpaid, subscribe
 from tests.metering.notify_env import mail_catcher
 
 __all__ = ["mail_catcher", "tariff_gateway"]
@@ -53,11 +53,11 @@ async def test_the_operator_page_reviews_sends_and_resolves(
             await page.fill("#token", ADMIN_TOKEN)
             await page.fill("#month", period)
             await page.click("#login button")
-            row = page.locator("#tariffs tr", has_text="flat_rate")
+            row = page.locator("#tariffs tr", has_text="Hansen Dental")
             await row.wait_for()
             cells = await row.locator("td").all_text_contents()
-            assert cells[1:] == ["flat_rate", f"{seconds / 60:.2f}", "1", offer, "1.00",
-                                 "yes", offer]
+            assert cells == ["Hansen Dental", "flat_rate", minutes(seconds), "1", offer,
+                             "1.00", "yes", offer]
             # the ended month's review opened the task
             await page.click("#filter-form button")
             task = page.locator("#tasks tr", has_text="Hansen Dental")
