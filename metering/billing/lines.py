@@ -19,7 +19,7 @@ from typing import Any
 from metering.billing.money import Currency, cost_per_success, format_amount, round_half_up
 from metering.billing.periods import Period
 from metering.billing.plans import Plan
-from metering.billing.tariffs import Tariff
+from metering.billing.tariffs import MeterPrice, Tariff
 
 
 class LineKind(enum.Enum):
@@ -85,6 +85,14 @@ def usage_amount(units: int, price: int, block: int) -> int:
     return round_half_up(Fraction(units * price, block))
 
 
+def _usage_description(price: MeterPrice, quantity: int) -> str:
+    """"call_seconds: 101 x 1 s, priced per 60 s"; time meters count milliseconds."""
+    if price.meter.endswith("_seconds"):
+        return (f"{price.meter}: {quantity} x {price.increment / 1000:g} s, priced per "
+                f"{price.block / 1000:g} s")
+    return f"{price.meter}: {quantity} x {price.increment}, priced per {price.block}"
+
+
 def tariff_lines(tariff: Tariff, usage: CycleUsage, period: Period) -> list[Line]:
     """The money lines of a tariff for one cycle. Cost cap (seed 004): when the capped
     meters' amounts together exceed the category's cap, the cap is invoiced and the capped
@@ -100,10 +108,8 @@ def tariff_lines(tariff: Tariff, usage: CycleUsage, period: Period) -> list[Line
     for price in tariff.prices:
         units = usage.billed_units.get(price.meter, 0)
         quantity = units // price.increment
-        lines.append(Line(LineKind.USAGE,
-                          f"{price.meter}: {quantity} x {price.increment} units, priced per "
-                          f"{price.block}", quantity, price.price,
-                          usage_amount(units, price.price, price.block)))
+        lines.append(Line(LineKind.USAGE, _usage_description(price, quantity), quantity,
+                          price.price, usage_amount(units, price.price, price.block)))
     if tariff.kind != "cost_cap":
         return lines
     capped = sum(line.amount for line, price in zip(lines, tariff.prices, strict=True)
