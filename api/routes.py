@@ -13,6 +13,7 @@ from api import (
     kpis,
     notify_api,
     openapi,
+    tariff_admin,
     tenant_api,
 )
 
@@ -27,3 +28,4 @@ def add_api_routes(app: web.Application) -> None:
     openapi.add_routes(app)
     dashboard.add_routes(app)
     kpis.add_routes(app)
+    tariff_admin.add_routes(app)
