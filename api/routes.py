@@ -14,6 +14,7 @@ from api import (
     live,
     notify_api,
     openapi,
+    tariff_admin,
     tenant_api,
 )
 
@@ -29,3 +30,4 @@ def add_api_routes(app: web.Application) -> None:
     live.add_routes(app)
     dashboard.add_routes(app)
     kpis.add_routes(app)
+    tariff_admin.add_routes(app)

@@ -22,6 +22,7 @@ from api.context import (
     ADMIN_TOKEN,
     CLOCK,
     INVOICE_ISSUER,
+    MAILER,
     PG_POOL,
     REDIS,
     REDIS_PREFIX,
@@ -44,6 +45,7 @@ from gateway.state import METRICS, SCHEMA_READY, SESSIONS, SETTINGS
 from gateway.stores import redis_client
 from gateway.voice.routes import add_voice_routes
 from gateway.wiring import wire_metering
+from metering.notify.mail import Mailer, SmtpServer
 
 log = logging.getLogger("voicegw.app")
 
@@ -117,6 +119,8 @@ def create_app(settings: Settings) -> web.Application:
     app[INVOICE_ISSUER] = settings.invoice_issuer
     app[WEBHOOKS_ALLOW_PRIVATE] = settings.webhooks_allow_private
     app[CLOCK] = utcnow  # the billing cycle and the billing API read the same clock
+    app[MAILER] = Mailer(SmtpServer.from_url(settings.smtp_url), settings.mail_from) \
+        if settings.smtp_url else None
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_postgres_ctx)
     app[SCHEMA_READY] = asyncio.Event()

@@ -37,6 +37,11 @@ EXPECTED = {
     ("post", "/v1/webhooks/{webhook_id}/test"), ("get", "/v1/webhooks/{webhook_id}/deliveries"),
     ("get", "/v1/alerts"), ("put", "/v1/alerts"),
     ("get", "/v1/kpis"), ("get", "/v1/kpis/commentary"), ("get", "/v1/reports/weekly"),
+    ("post", "/admin/tariff-reviews"), ("get", "/admin/tasks"), ("get", "/admin/tasks/{task_id}"),
+    ("post", "/admin/tasks/{task_id}/preview"), ("post", "/admin/tasks/{task_id}/offer"),
+    ("post", "/admin/tasks/{task_id}/resolve"), ("get", "/admin/templates"),
+    ("put", "/admin/templates/{name}"), ("put", "/admin/tenants/{tenant_id}/billing-email"),
+    ("get", "/admin/dashboard"),
     ("post", "/v1/live/token"), ("get", "/v1/live"),
 }
 
