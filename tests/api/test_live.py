@@ -313,3 +313,21 @@ async def test_a_store_that_is_down_answers_503_and_leaves_no_stream(
         assert answer.status == 503, await answer.text()
         assert (await answer.json())["code"] == "store_unavailable"
     assert hub(client).count == 0
+
+
+async def test_a_bulk_settlement_is_one_event_without_the_ids(subscribed: Client,
+                                                              tenant: Tenant) -> None:
+    client = subscribed
+    pool = client.app[PG_POOL]
+    response, reader = await open_stream(client, tenant)
+    await reader.until("sessions")
+    await pool.execute(
+        """INSERT INTO conversations (id, tenant_id, channel, direction, customer_hash,
+               customer_masked, started_at, last_activity_at, ended_at, settled_at)
+           SELECT gen_random_uuid(), $1, 'sms', 'inbound', 'h' || n, '***', now(), now(),
+                  now(), now()
+           FROM generate_series(1, 101) AS n""", uuid.UUID(tenant.id))
+    assert await reader.until("conversations") == {"settled": []}  # reload the list
+    marker = await insert_conversation(pool, tenant.id, settled=True)
+    assert await reader.until("conversations") == {"settled": [marker]}  # one event only
+    response.close()
