@@ -5,13 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import (
+    accounts_api,
     admin,
+    auth_api,
     billing_admin,
     billing_tenant,
     calls,
     dashboard,
     notify_api,
     openapi,
+    pages,
     tenant_api,
 )
 
@@ -25,3 +28,6 @@ def add_api_routes(app: web.Application) -> None:
     notify_api.add_routes(app)
     openapi.add_routes(app)
     dashboard.add_routes(app)
+    auth_api.add_routes(app)
+    accounts_api.add_routes(app)
+    pages.add_routes(app)
