@@ -44,6 +44,8 @@ class User:
 
 
 _COLUMNS = "id, tenant_id, email, role, password_hash IS NOT NULL AS active, created_at"
+_BY_EMAIL = ("SELECT id, tenant_id, email, role, password_hash IS NOT NULL AS active, "
+             "created_at, password_hash FROM users WHERE lower(email) = lower($1)")
 
 
 def _user(row: asyncpg.Record) -> User:
@@ -53,9 +55,14 @@ def _user(row: asyncpg.Record) -> User:
 
 def check_email(email: str) -> str:
     email = email.strip()
-    if len(email) > 254 or not _EMAIL.match(email):
+    if len(email) > 254 or not email.isprintable() or not _EMAIL.match(email):
         raise InvalidField("email", "is not an e-mail address")
     return email
+
+
+def _lookup_ok(email: str) -> bool:
+    """An address worth looking up (text PostgreSQL takes: no NUL, nothing unprintable)."""
+    return len(email) <= 254 and email.isprintable()
 
 
 def check_role(role: str, *, operator: bool) -> str:
@@ -203,9 +210,10 @@ async def request_reset(pool: asyncpg.Pool, *, email: str, link_base: str,
                         now: dt.datetime) -> User | None:
     """Queues a reset link when the address has an account; the caller answers the same
     either way (no account discovery)."""
+    if not _lookup_ok(email):
+        return None
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower($1)", email.strip())  # noqa: S608
+        row = await conn.fetchrow(_BY_EMAIL, email.strip())
         if row is None:
             return None
         await _send_link(conn, row["id"], row["tenant_id"], row["email"], "reset",
@@ -215,9 +223,7 @@ async def request_reset(pool: asyncpg.Pool, *, email: str, link_base: str,
 
 async def authenticate(pool: asyncpg.Pool, email: str, password: str) -> User | None:
     """The user when the password is right; None otherwise (same time either way)."""
-    row = await pool.fetchrow(
-        f"SELECT {_COLUMNS}, password_hash FROM users WHERE lower(email) = lower($1)",  # noqa: S608
-        email.strip())
+    row = await pool.fetchrow(_BY_EMAIL, email.strip()) if _lookup_ok(email) else None
     stored = None if row is None else row["password_hash"]
     ok = await asyncio.to_thread(verify_password, stored, password)
     return _user(row) if ok and row is not None else None

@@ -67,7 +67,7 @@ async def test_wrong_passwords_and_unknown_addresses_are_the_same_401(
     await new_tenant_with_owner(client, "owner@acme.test")
     await join(client, mailbox, "owner@acme.test")
     for email, password in (("owner@acme.test", "wrong password!"),
-                            ("nobody@acme.test", PASSWORD)):
+                            ("nobody@acme.test", PASSWORD), ("owner\x00@acme.test", PASSWORD)):
         response = await client.post("/auth/login", json={"email": email, "password": password})
         assert await _problem(response) == (401, "invalid_credentials")
         assert "Set-Cookie" not in response.headers
@@ -140,6 +140,9 @@ async def test_the_last_owner_stays_and_only_owners_touch_owners(
     assert {(u["email"], u["role"]) for u in listed["users"]} == {
         ("owner@acme.test", "owner"), ("admin@acme.test", "admin")}
 
+    nul = await client.post("/v1/users", headers=owner.headers(),
+                            json={"email": "a\x00b@acme.test", "role": "analyst"})
+    assert (await _problem(nul)) == (422, "invalid_field")
     taken = await client.post("/v1/users", headers=owner.headers(),
                               json={"email": "ADMIN@acme.test", "role": "analyst"})
     assert await _problem(taken) == (409, "email_taken")
