@@ -44,9 +44,13 @@ async def create_session(pool: asyncpg.Pool, user_id: uuid.UUID, address: str | 
                          now: dt.datetime) -> tuple[str, dt.datetime]:
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     expires = now + SESSION_TTL
-    await pool.execute(
-        """INSERT INTO user_sessions (token_hash, user_id, address, expires_at)
-           VALUES ($1, $2, $3, $4)""", hash_session(token), user_id, address, expires)
+    async with pool.acquire() as conn, conn.transaction():
+        # The user's ended sessions go as a new one starts: the table stays small.
+        await conn.execute("DELETE FROM user_sessions WHERE user_id = $1 AND expires_at <= $2",
+                           user_id, now)
+        await conn.execute(
+            """INSERT INTO user_sessions (token_hash, user_id, address, expires_at)
+               VALUES ($1, $2, $3, $4)""", hash_session(token), user_id, address, expires)
     return token, expires
 
 
