@@ -75,6 +75,7 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("GET", "/users"): PUBLIC,      # the page; its data needs a session
     ("GET", "/api-keys"): PUBLIC,   # the page; its data needs a session
     ("GET", "/auth.js"): PUBLIC,
+    ("GET", "/admin/dashboard"): PUBLIC,  # the operators' page; its data needs a sign-in
     ("POST", "/auth/login"): PUBLIC,
     ("POST", "/auth/password"): PUBLIC,        # the link's token is the credential
     ("POST", "/auth/password-reset"): PUBLIC,  # answers the same for any address
@@ -85,6 +86,9 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("GET", "/v1/calls"): EVERYONE,
     ("GET", "/v1/calls/{call_sid}"): EVERYONE,
     ("GET", "/v1/successes"): EVERYONE,
+    ("GET", "/v1/kpis"): EVERYONE,
+    ("GET", "/v1/kpis/commentary"): EVERYONE,
+    ("GET", "/v1/reports/weekly"): EVERYONE,
     # ---- tenant: money ----------------------------------------------------------------
     ("GET", "/v1/balance"): MONEY,
     ("POST", "/v1/topups"): MONEY,
@@ -132,6 +136,15 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("GET", "/admin/operators"): OPS_READ,
     ("DELETE", "/admin/operators/{user_id}"): OPS_WRITE,
     ("GET", "/admin/audit"): OPS_READ,
+    ("PUT", "/admin/tenants/{tenant_id}/billing-email"): OPS_WRITE,
+    ("POST", "/admin/tariff-reviews"): OPS_WRITE,
+    ("GET", "/admin/tasks"): OPS_READ,
+    ("GET", "/admin/tasks/{task_id}"): OPS_READ,
+    ("POST", "/admin/tasks/{task_id}/preview"): OPS_READ,  # renders, sends nothing
+    ("POST", "/admin/tasks/{task_id}/offer"): OPS_WRITE,
+    ("POST", "/admin/tasks/{task_id}/resolve"): OPS_WRITE,
+    ("GET", "/admin/templates"): OPS_READ,
+    ("PUT", "/admin/templates/{name}"): OPS_WRITE,
 }
 
 

@@ -143,6 +143,8 @@ def domain_problem(exc: Exception) -> Problem | None:
         return Forbidden(str(exc), code="role_forbidden")
     if isinstance(exc, accounts.Conflict):
         return Conflict(str(exc), code=exc.code)
+    if isinstance(exc, billing.MailFailed):
+        return Unavailable(str(exc), code="mail_failed")
     if isinstance(exc, billing.Conflict):
         # One code for a replayed key with another body, whichever resource it creates.
         code = "idempotency_key_reused" if exc.code == "idempotency_conflict" else exc.code

@@ -12,9 +12,11 @@ from api import (
     billing_tenant,
     calls,
     dashboard,
+    kpis,
     notify_api,
     openapi,
     pages,
+    tariff_admin,
     tenant_api,
 )
 
@@ -28,6 +30,8 @@ def add_api_routes(app: web.Application) -> None:
     notify_api.add_routes(app)
     openapi.add_routes(app)
     dashboard.add_routes(app)
+    kpis.add_routes(app)
+    tariff_admin.add_routes(app)
     auth_api.add_routes(app)
     accounts_api.add_routes(app)
     pages.add_routes(app)

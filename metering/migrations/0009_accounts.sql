@@ -59,6 +59,19 @@ INSERT INTO api_keys (id, tenant_id, name, scope, prefix, key_hash, created_at)
 SELECT gen_random_uuid(), id, 'default', 'full', 'vgw_…', api_key_hash, created_at
 FROM tenants;
 
+-- And so does the key of a tenant written by any other path (a fixture, a benchmark, an
+-- import): its key is the tenant's "default" key unless the writer added it already.
+CREATE FUNCTION tenants_default_key() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO api_keys (id, tenant_id, name, scope, prefix, key_hash, created_at)
+    VALUES (gen_random_uuid(), NEW.id, 'default', 'full', 'vgw_…', NEW.api_key_hash,
+            NEW.created_at)
+    ON CONFLICT (key_hash) DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tenants_default_key AFTER INSERT ON tenants
+    FOR EACH ROW EXECUTE FUNCTION tenants_default_key();
+
 -- Who did what: append-only (no UPDATE or DELETE is accepted).
 CREATE TABLE audit_log (
     id          bigserial PRIMARY KEY,

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from metering.tenants import hash_api_key, new_api_key
 from tests.api.accounts_env import PASSWORD, bearer, invite, join, new_tenant_with_owner
 from tests.api.conftest import ADMIN, Client, Mailbox, MovableClock
 
@@ -170,3 +171,15 @@ async def test_no_secret_in_any_log_line_or_later_response(
                        if r.name != "mail.log")
     assert [s for s in secrets if s in logged] == []
     assert [s for s in secrets if any(s in text for text in later)] == []
+
+
+async def test_a_tenant_written_by_another_path_keeps_its_key(
+        accounts_client: Client, pg_pool: asyncpg.Pool) -> None:
+    """Fixtures, benchmarks and imports insert tenants directly: their key is their
+    `default` key (a trigger of migration 0009), as it always worked."""
+    key = new_api_key()
+    await pg_pool.execute("INSERT INTO tenants (id, name, api_key_hash) "
+                          "VALUES (gen_random_uuid(), 'Direct', $1)", hash_api_key(key))
+    assert (await accounts_client.get("/v1/balance", headers=bearer(key))).status == 200
+    listed = await (await accounts_client.get("/v1/api-keys", headers=bearer(key))).json()
+    assert [k["name"] for k in listed["api_keys"]] == ["default"]

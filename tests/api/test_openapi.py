@@ -44,6 +44,12 @@ EXPECTED = {
     ("get", "/v1/audit"), ("get", "/admin/audit"), ("post", "/admin/operators"),
     ("get", "/admin/operators"), ("delete", "/admin/operators/{user_id}"),
     ("get", "/login"), ("get", "/users"), ("get", "/api-keys"), ("get", "/auth.js"),
+    ("get", "/v1/kpis"), ("get", "/v1/kpis/commentary"), ("get", "/v1/reports/weekly"),
+    ("post", "/admin/tariff-reviews"), ("get", "/admin/tasks"), ("get", "/admin/tasks/{task_id}"),
+    ("post", "/admin/tasks/{task_id}/preview"), ("post", "/admin/tasks/{task_id}/offer"),
+    ("post", "/admin/tasks/{task_id}/resolve"), ("get", "/admin/templates"),
+    ("put", "/admin/templates/{name}"), ("put", "/admin/tenants/{tenant_id}/billing-email"),
+    ("get", "/admin/dashboard"),
 }
 
 
