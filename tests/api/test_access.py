@@ -35,10 +35,13 @@ def test_the_table_decides_only_routes_that_exist() -> None:
 
 def _path(template: str) -> str:
     filled = template
-    for name in ("tenant_id", "user_id", "key_id", "webhook_id", "topup_id", "invoice_id"):
+    for name in ("tenant_id", "user_id", "key_id", "webhook_id", "topup_id", "invoice_id",
+                 "task_id"):
         filled = filled.replace("{" + name + "}", str(uuid.uuid4()))
-    return (filled.replace("{call_sid}", "CA" + "0" * 32).replace("{plan_id}", "nope")
-            .replace("{asset}", "nope.css"))
+    filled = (filled.replace("{call_sid}", "CA" + "0" * 32).replace("{plan_id}", "nope")
+              .replace("{asset}", "nope.css").replace("{name}", "nope"))
+    assert "{" not in filled, f"fill the path parameter of {template} here"
+    return filled
 
 
 async def _call(client: Client, method: str, template: str, headers: dict[str, str]
