@@ -183,3 +183,22 @@ async def test_a_tenant_written_by_another_path_keeps_its_key(
     assert (await accounts_client.get("/v1/balance", headers=bearer(key))).status == 200
     listed = await (await accounts_client.get("/v1/api-keys", headers=bearer(key))).json()
     assert [k["name"] for k in listed["api_keys"]] == ["default"]
+
+
+async def test_operator_tariff_template_and_billing_email_actions_are_audited(
+        accounts_client: Client) -> None:
+    client = accounts_client
+    tenant = await new_tenant_with_owner(client, "owner@acme.test")
+    assert (await client.put(f"/admin/tenants/{tenant['id']}/billing-email", headers=ADMIN,
+                             json={"billing_email": "ap@acme.test"})).status == 200
+    assert (await client.put("/admin/templates/per_call_follow_up", headers=ADMIN,
+                             json={"text": "{7}, see our mail of {6}: {5}"})).status == 200
+    assert (await client.post("/admin/tariff-reviews", headers=ADMIN,
+                              json={"period": "2026-10"})).status == 200
+    entries = (await (await client.get("/admin/audit", headers=ADMIN)).json())["entries"]
+    found = {e["action"]: e for e in entries}
+    assert found["tenant.billing_email_changed"]["tenant_id"] == tenant["id"]
+    assert found["tenant.billing_email_changed"]["changes"] == {"billing_email": "ap@acme.test"}
+    assert found["template.changed"]["target"] == "per_call_follow_up"
+    assert found["tariff.reviewed"]["target"] == "2026-10"
+    assert {e["actor"]["kind"] for e in entries} == {"admin_token"}
