@@ -6,12 +6,14 @@ import datetime as dt
 
 from aiohttp import web
 
+from api.audit import audit
 from api.balance import balance_of
-from api.context import CREDIT_STORE, PG_POOL
+from api.context import CLOCK, CREDIT_STORE, PG_POOL, PUBLIC_URL
 from api.errors import NotFound
 from api.models import AddNumber, CreateTenant, Number, Tenant, TenantCreated
 from api.operations import Reply, add, operation, respond
 from api.requests import admin_tenant, parse_body, path_uuid, require_admin
+from metering.accounts.users import invite_in
 from metering.cards import card_for_tenant
 from metering.number_fees import charge_number_fees
 from metering.ratecard import load_rate_card, rate_card_to_dict
@@ -23,16 +25,31 @@ TENANT_ID = {"tenant_id": {"type": "string", "format": "uuid"}}
 @operation("POST", "/admin/tenants", "Create a tenant; the API key is shown once", "admin",
            security="admin", body=CreateTenant,
            responses={201: Reply("the tenant, with its API key", TenantCreated)},
+           errors={409: ("email_taken",)},
            description="A `rate_card` that cannot be used is a 422 naming `rate_card`, with "
-                       "the member inside it in `rate_card_field` (`call_seconds.price`).")
+                       "the member inside it in `rate_card_field` (`call_seconds.price`). "
+                       "`owner_email` invites the first owner (docs/accounts.md); an address "
+                       "that already has an account is a 409 and nothing is created.")
 async def create_tenant_handler(request: web.Request) -> web.Response:
     require_admin(request)
     body = await parse_body(request, CreateTenant)
     name = body.name.strip()
     # RateCardError is mapped once, by the problem middleware (api.errors).
     card = None if body.rate_card is None else rate_card_to_dict(load_rate_card(body.rate_card))
-    created = await create_tenant(request.app[PG_POOL], name, card)
-    return respond(TenantCreated(id=str(created.id), name=name, api_key=created.api_key), 201)
+    owner_id = None
+    async with request.app[PG_POOL].acquire() as conn, conn.transaction():
+        # The tenant, its key and its first owner's invite together, or nothing.
+        created = await create_tenant(conn, name, card)
+        if body.owner_email is not None:
+            owner = await invite_in(conn, tenant_id=created.id, email=body.owner_email,
+                                    role="owner", link_base=request.app[PUBLIC_URL],
+                                    now=request.app[CLOCK]())
+            owner_id = str(owner.id)
+    await audit(request, "tenant.created", target=str(created.id), tenant_id=created.id,
+                changes={"name": name, "owner_email": body.owner_email,
+                         "rate_card": "default" if card is None else "custom"})
+    return respond(TenantCreated(id=str(created.id), name=name, api_key=created.api_key,
+                                 owner_id=owner_id), 201)
 
 
 @operation("POST", "/admin/tenants/{tenant_id}/numbers",
@@ -48,6 +65,8 @@ async def add_number_handler(request: web.Request) -> web.Response:
     number = PhoneNumber(body.phone_number, tenant_id, body.kind, body.whatsapp_phone_number_id,
                          body.operator_number)
     await add_number(pool, number)  # DuplicateNumber: 409 number_taken (api.errors)
+    await audit(request, "number.added", target=number.phone_number, tenant_id=tenant_id,
+                changes={"kind": number.kind})
     # After commit: the rest of this month, pro rata (idempotent; the hourly job retries).
     now = dt.datetime.now(dt.UTC)
     await charge_number_fees(pool, request.app[CREDIT_STORE],

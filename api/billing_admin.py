@@ -14,6 +14,7 @@ import uuid
 from aiohttp import web
 
 from api.admin import TENANT_ID
+from api.audit import audit
 from api.billing_models import (
     AssignPlan,
     ClosePeriod,
@@ -81,6 +82,9 @@ async def create_plan(request: web.Request) -> web.Response:
     body = await parse_body(request, CreatePlan)
     done = await plans.create_plan(request.app[PG_POOL], plans.PlanInput(**body.model_dump()),
                                    now=request.app[CLOCK]())
+    if done.created:
+        await audit(request, "plan.created", target=done.plan.id,
+                    changes={"version": done.plan.version})
     return respond(plan_answer(done.plan), 201 if done.created else 200)
 
 
@@ -120,6 +124,9 @@ async def assign_plan(request: web.Request) -> web.Response:
     done = await subscriptions.subscribe(
         request.app[PG_POOL], request.app[CREDIT_STORE], tenant_id=tenant_id,
         plan_id=body.plan_id, now=request.app[CLOCK](), start=_start(body.start))
+    await audit(request, "plan.changed", target=body.plan_id, tenant_id=tenant_id,
+                changes={"plan_id": body.plan_id, "change": done.change.value,
+                         "start": body.start})
     return respond(changed_answer(done))
 
 
@@ -134,6 +141,9 @@ async def close_period(request: web.Request) -> web.Response:
     result = await closing.close_period(request.app[PG_POOL], period=body.period,
                                         now=request.app[CLOCK](),
                                         issuer=request.app[INVOICE_ISSUER])
+    if result.finalized:
+        await audit(request, "invoice.closed", target=str(result.period),
+                    changes={"finalized": [item.number for item in result.finalized]})
     return respond(PeriodClosed(period=str(result.period), finalized=[
         FinalizedInvoice(invoice_id=str(item.invoice_id), number=item.number)
         for item in result.finalized]))
@@ -152,6 +162,8 @@ async def mark_paid(request: web.Request) -> web.Response:
     invoice_id = _invoice_id(request)
     invoice = await invoices.mark_paid(request.app[PG_POOL], invoice_id=invoice_id,
                                        now=request.app[CLOCK]())
+    await audit(request, "invoice.paid", target=str(invoice_id), tenant_id=invoice.tenant_id,
+                changes={"number": invoice.number})
     return respond(invoice_answer(invoice))
 
 
@@ -164,6 +176,8 @@ async def void_invoice(request: web.Request) -> web.Response:
     invoice_id = _invoice_id(request)
     invoice = await invoices.void_invoice(request.app[PG_POOL], invoice_id=invoice_id,
                                           now=request.app[CLOCK]())
+    await audit(request, "invoice.voided", target=str(invoice_id),
+                tenant_id=invoice.tenant_id, changes={"number": invoice.number})
     return respond(invoice_answer(invoice))
 
 

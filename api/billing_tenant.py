@@ -11,6 +11,7 @@ import datetime as dt
 
 from aiohttp import web
 
+from api.audit import audit
 from api.billing_admin import (
     INVOICE_ID,
     changed_answer,
@@ -89,6 +90,8 @@ async def put_plan(request: web.Request) -> web.Response:
     done = await subscriptions.subscribe(request.app[PG_POOL], request.app[CREDIT_STORE],
                                          tenant_id=tenant_id, plan_id=body.plan_id,
                                          now=request.app[CLOCK]())
+    await audit(request, "plan.changed", target=body.plan_id,
+                changes={"plan_id": body.plan_id, "change": done.change.value})
     return respond(changed_answer(done))
 
 

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from api.admin import TENANT_ID
+from api.audit import audit
 from api.context import PG_POOL
 from api.errors import NotFound
 from api.models import AgentConfig, AgentConfigPatch, CallList, CallRecord, Outcome
@@ -114,6 +115,8 @@ async def put_agent(request: web.Request) -> web.Response:
     config = parse_agent_config(body.model_dump(exclude_unset=True),
                                 await agent_config_for(pool, tenant_id))
     await save_agent_config(pool, tenant_id, config)
+    await audit(request, "agent.changed", target=str(tenant_id), tenant_id=tenant_id,
+                changes={"members": sorted(body.model_dump(exclude_unset=True))})
     return respond(AgentConfig(**config.to_json()))
 
 

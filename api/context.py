@@ -19,6 +19,8 @@ REDIS_PREFIX = web.AppKey("redis_prefix", str)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 INVOICE_ISSUER = web.AppKey("invoice_issuer", str)  # VOICEGW_INVOICE_ISSUER
 WEBHOOKS_ALLOW_PRIVATE = web.AppKey("webhooks_allow_private", bool)
+PUBLIC_URL = web.AppKey("public_url", str)  # the base of the links in invite/reset mails
+SECURE_COOKIES = web.AppKey("secure_cookies", bool)  # false only in `voicegw dev`
 
 
 class Clock(Protocol):

@@ -13,6 +13,7 @@ Every class carries its HTTP status and problem `code`; services and handlers ra
         ├── PayloadTooLarge       413 payload_too_large
         ├── UnsupportedMediaType  415 unsupported_media_type
         ├── InvalidField          422 invalid_field, `field` names the member
+        ├── TooManyRequests       429 too_many_attempts (Retry-After)
         └── Unavailable           503 (store_unavailable, topup_pending, ...)
 
 Metering never imports the API: its errors are mapped here by class (`domain_problem`).
@@ -24,6 +25,7 @@ import logging
 from typing import Any, ClassVar
 
 from api.problems import Problem
+from metering.accounts import errors as accounts
 from metering.agent_configs import AgentConfigError
 from metering.billing import errors as billing
 from metering.bounds import MAX_BALANCE_CREDITS, MAX_BALANCE_MICRO, BalanceLimit, OutOfBounds
@@ -94,6 +96,14 @@ class InvalidField(ApiError):
         super().__init__(f"{field}: {detail}", field=field, **extra)
 
 
+class TooManyRequests(ApiError):
+    default_status, default_code = 429, "too_many_attempts"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_s))},
+                         retry_after_s=max(1, retry_after_s))
+
+
 class Unavailable(ApiError):
     default_status, default_code = 503, "unavailable"
 
@@ -122,10 +132,17 @@ def domain_problem(exc: Exception) -> Problem | None:
     if isinstance(exc, RateCardError):  # only a tenant's `rate_card` member is a rate card
         return InvalidField("rate_card", str(exc), rate_card_field=exc.field)
     if isinstance(exc, OutOfBounds | AgentConfigError | billing.InvalidField
-                  | notify.InvalidField):
+                  | notify.InvalidField | accounts.InvalidField):
         return InvalidField(exc.field, str(exc).partition(": ")[2] or str(exc))
-    if isinstance(exc, billing.NotFound | notify.NotFound):
+    if isinstance(exc, billing.NotFound | notify.NotFound | accounts.NotFound):
         return NotFound(str(exc))
+    if isinstance(exc, accounts.LinkError):
+        return Problem(410 if exc.code in ("link_expired", "link_used") else 400, exc.code,
+                       str(exc))
+    if isinstance(exc, accounts.RoleForbidden):
+        return Forbidden(str(exc), code="role_forbidden")
+    if isinstance(exc, accounts.Conflict):
+        return Conflict(str(exc), code=exc.code)
     if isinstance(exc, billing.MailFailed):
         return Unavailable(str(exc), code="mail_failed")
     if isinstance(exc, billing.Conflict):

@@ -26,6 +26,8 @@ import uuid
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.access import MONEY
+from api.auth import authenticate
 from api.context import REDIS, REDIS_PREFIX
 from api.errors import Unauthorized, Unavailable
 from api.live_hub import _CLOSE, LIVE_HUB, Stream, TooManyStreams, sse
@@ -71,9 +73,16 @@ async def create_live_token(request: web.Request) -> web.Response:
 
 
 async def _stream_tenant(request: web.Request) -> uuid.UUID:
+    """The stream's tenant: the token's, or the caller's as on any MONEY route (an API
+    key, or a signed-in user whose role sees the balance). `api.access` lists the route
+    as public because the token in the query is a credential the middleware does not
+    know."""
     query = parse_query(request, LiveQuery)
     if query.token is None:
-        return await require_tenant(request)
+        principal = await authenticate(request, MONEY)
+        if principal is None or principal.tenant_id is None:
+            raise Unauthorized("send Authorization: Bearer <key>, or a stream token")
+        return principal.tenant_id
     raw = await request.app[REDIS].getdel(_token_key(request, query.token))
     if raw is None:
         raise Unauthorized("the stream token is unknown, expired or already used: "

@@ -55,6 +55,9 @@ class CreateTenant(Request):
     name: str = Field(max_length=200)
     rate_card: dict[str, Any] | None = Field(
         None, description="a custom rate card (docs/rate-cards.md); the default card if absent")
+    owner_email: str | None = Field(
+        None, min_length=3, max_length=254,
+        description="the first owner: invited by e-mail (a link valid 24 h) to set a password")
 
     _name = field_validator("name")(_not_blank)
 
@@ -63,6 +66,7 @@ class TenantCreated(Answer):
     id: str = Field(description="the tenant's id (UUID)")
     name: str
     api_key: str = Field(description="shown once")
+    owner_id: str | None = Field(None, description="the invited owner's user id")
 
 
 class AddNumber(Request):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
+from api.audit import audit
 from api.billing_models import ListQuery, StrictRequest
 from api.context import CREDIT_STORE, PG_POOL, WEBHOOKS_ALLOW_PRIVATE
 from api.models import Answer, Instant
@@ -113,6 +114,8 @@ async def create_webhook(request: web.Request) -> web.Response:
     created = await endpoints.create_endpoint(
         request.app[PG_POOL], tenant_id, body.url, body.events,
         allow_private=request.app[WEBHOOKS_ALLOW_PRIVATE])
+    await audit(request, "webhook.created", target=str(created.endpoint.id),
+                changes={"url": created.endpoint.url, "events": created.endpoint.events})
     return respond(WebhookCreated(**_fields(created.endpoint), secret=created.secret), 201)
 
 
@@ -134,6 +137,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
 async def delete_webhook(request: web.Request) -> web.Response:
     tenant_id, endpoint_id = await _endpoint(request)
     await endpoints.delete_endpoint(request.app[PG_POOL], tenant_id, endpoint_id)
+    await audit(request, "webhook.deleted", target=str(endpoint_id))
     return web.Response(status=204)
 
 
@@ -143,6 +147,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
 async def test_webhook(request: web.Request) -> web.Response:
     tenant_id, endpoint_id = await _endpoint(request)
     queued = await endpoints.send_test(request.app[PG_POOL], tenant_id, endpoint_id)
+    await audit(request, "webhook.tested", target=str(endpoint_id))
     return respond(TestQueued(webhook_id=queued), 202)
 
 
@@ -179,6 +184,9 @@ async def put_alerts(request: web.Request) -> web.Response:
     saved = await alerts.put_alerts(request.app[PG_POOL], request.app[CREDIT_STORE], tenant_id,
                                     low_balance_credits=body.low_balance_credits,
                                     emails=body.emails)
+    await audit(request, "alerts.changed", target=str(tenant_id),
+                changes={"low_balance_credits": saved.low_balance_credits,
+                         "emails": saved.emails})
     return respond(Alerts(low_balance_credits=saved.low_balance_credits, emails=saved.emails))
 
 

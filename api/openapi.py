@@ -28,6 +28,9 @@ _SECURITY_SCHEMES = {
               "description": "the operator's admin token (VOICEGW_ADMIN_TOKEN)"},
     "tenant": {"type": "http", "scheme": "bearer",
                "description": "a tenant's API key (shown once when the tenant is created)"},
+    "session": {"type": "apiKey", "in": "cookie", "name": "vgw_session",
+                "description": "a signed-in user's session (POST /auth/login); every request "
+                               "that is not GET also sends X-CSRF-Token"},
     "twilio": {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature",
                "description": "Twilio's request signature over the URL and the form"},
     "whatsapp": {"type": "apiKey", "in": "header", "name": "X-Hub-Signature-256",
@@ -37,6 +40,7 @@ _STATUS_TEXT = {400: "malformed request", 401: "missing or wrong credentials",
                 403: "refused", 404: "no such resource (another tenant's looks the same)",
                 409: "conflict with what is stored", 413: "body too large",
                 415: "unsupported media type", 422: "a member is invalid (named in `field`)",
+                429: "too many attempts (see Retry-After)",
                 502: "a vendor refused or failed",
                 503: "unavailable now; retry (see Retry-After)"}
 
@@ -57,7 +61,10 @@ def _errors(op: Operation) -> dict[int, tuple[str, ...]]:
         listed.extend(code for code in codes if code not in listed)
 
     if op.security in ("admin", "tenant"):
-        more(401, "unauthorized")
+        more(401, "unauthorized", "session_expired")
+        more(403, "role_forbidden", "csrf_token_required", "csrf_token_invalid")
+    if op.security == "tenant" and op.method != "GET":
+        more(403, "insufficient_scope")
     if op.body is not None:
         more(413, "payload_too_large")
         if op.body_media == JSON:
@@ -97,6 +104,8 @@ def _operation_doc(op: Operation, refs: Refs, defs: Mapping[str, Any]) -> dict[s
     if op.description:
         doc["description"] = op.description
     doc["security"] = [{op.security: []}] if op.security else []
+    if op.security in ("admin", "tenant"):  # people sign in; scripts use the bearer token
+        doc["security"].append({"session": []})
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True,
          "schema": dict(op.path_params.get(name, {"type": "string"}))}

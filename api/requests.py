@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import uuid
 from collections.abc import Mapping
@@ -12,7 +11,8 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from api.context import ADMIN_TOKEN, PG_POOL
+from api.auth import principal_of
+from api.context import PG_POOL
 from api.errors import (
     BadRequest,
     InvalidField,
@@ -22,28 +22,16 @@ from api.errors import (
     UnsupportedMediaType,
 )
 from api.problems import Problem
-from metering.tenants import get_tenant, tenant_for_api_key
+from metering.tenants import get_tenant
 
 MAX_JSON_BYTES = 256 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 
-def _bearer(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("send Authorization: Bearer <key>")
-    # Keys and the admin token are printable ASCII. Anything else (bytes that are not
-    # UTF-8 arrive as surrogates and cannot be encoded) is a wrong key, not a crash.
-    if not (token.isascii() and token.isprintable()):
-        raise Unauthorized("the credentials are not valid")
-    return token
-
-
 def require_admin(request: web.Request) -> None:
-    token = _bearer(request)
-    if not hmac.compare_digest(token.encode(), request.app[ADMIN_TOKEN].encode()):
+    """The caller is the admin token or an operator the route allows (`api.auth` decided
+    before the handler ran; this only reads its answer)."""
+    if principal_of(request).tenant_id is not None:
         raise Unauthorized("the admin token is not valid")
 
 
@@ -58,7 +46,9 @@ async def admin_tenant(request: web.Request) -> uuid.UUID:
 
 
 async def require_tenant(request: web.Request) -> uuid.UUID:
-    tenant_id = await tenant_for_api_key(request.app[PG_POOL], _bearer(request))
+    """The caller's tenant: its API key's, or its signed-in user's (`api.auth` resolved
+    and authorized the caller before the handler ran)."""
+    tenant_id = principal_of(request).tenant_id
     if tenant_id is None:
         raise Unauthorized("the API key is not valid")
     return tenant_id

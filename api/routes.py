@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import (
+    accounts_api,
     admin,
+    auth_api,
     billing_admin,
     billing_tenant,
     calls,
@@ -14,6 +16,7 @@ from api import (
     live,
     notify_api,
     openapi,
+    pages,
     tariff_admin,
     tenant_api,
 )
@@ -31,3 +34,6 @@ def add_api_routes(app: web.Application) -> None:
     dashboard.add_routes(app)
     kpis.add_routes(app)
     tariff_admin.add_routes(app)
+    auth_api.add_routes(app)
+    accounts_api.add_routes(app)
+    pages.add_routes(app)

@@ -4,11 +4,14 @@ and the operator page `/admin/dashboard` (docs/tariffs.md)."""
 
 from __future__ import annotations
 
+import uuid
 from importlib import resources
+from typing import Any
 
 from aiohttp import web
 
 from api.admin import TENANT_ID
+from api.audit import audit
 from api.context import CLOCK, CREDIT_STORE, MAILER, PG_POOL
 from api.operations import Reply, add, operation, respond
 from api.requests import admin_tenant, parse_body, parse_query, path_uuid, require_admin
@@ -54,7 +57,17 @@ async def run_review(request: web.Request) -> web.Response:
     body = await parse_body(request, RunReview)
     results = await reviews.review_period(request.app[PG_POOL], period=body.period,
                                           now=request.app[CLOCK](), open_tasks=body.open_tasks)
+    await audit(request, "tariff.reviewed", target=body.period,
+                changes={"tenants": len(results), "open_tasks": body.open_tasks,
+                         "tasks": [str(r.task_id) for r in results if r.task_id is not None]})
     return respond(ReviewList(results=[ReviewResult(**r.to_json()) for r in results]))
+
+
+async def _audit_task(request: web.Request, action: str, task: tasks.Task,
+                      changes: dict[str, Any]) -> None:
+    tenant = task.row.get("tenant_id")
+    await audit(request, action, target=str(task.id), changes=changes,
+                tenant_id=None if tenant is None else uuid.UUID(str(tenant)))
 
 
 @operation("GET", "/admin/tasks", "Tariff review tasks, newest first", "tariffs",
@@ -103,6 +116,7 @@ async def send_offer(request: web.Request) -> web.Response:
     task = await tasks.send_offer(request.app[PG_POOL], request.app[MAILER], task_id=task_id,
                                   salutation=body.salutation, to=body.to,
                                   now=request.app[CLOCK]())
+    await _audit_task(request, "task.offer_sent", task, {"to": body.to})
     return respond(task_answer(task))
 
 
@@ -118,6 +132,7 @@ async def resolve_task(request: web.Request) -> web.Response:
     task = await tasks.resolve_task(request.app[PG_POOL], request.app[CREDIT_STORE],
                                     task_id=task_id, outcome=body.outcome, note=body.note,
                                     now=request.app[CLOCK]())
+    await _audit_task(request, "task.resolved", task, {"outcome": body.outcome})
     return respond(task_answer(task))
 
 
@@ -140,6 +155,7 @@ async def put_template(request: web.Request) -> web.Response:
     body = await parse_body(request, TemplateText)
     saved = await tasks.save_template(request.app[PG_POOL], name=name, text=body.text,
                                       now=request.app[CLOCK]())
+    await audit(request, "template.changed", target=name, changes={"text": body.text})
     return respond(Template(**saved))
 
 
@@ -151,6 +167,8 @@ async def put_billing_email(request: web.Request) -> web.Response:
     tenant_id = await admin_tenant(request)
     body = await parse_body(request, BillingEmail)
     await set_billing_email(request.app[PG_POOL], tenant_id, body.billing_email)
+    await audit(request, "tenant.billing_email_changed", target=str(tenant_id),
+                tenant_id=tenant_id, changes={"billing_email": body.billing_email})
     return respond(TenantBillingEmail(tenant_id=str(tenant_id),
                                       billing_email=body.billing_email))
 

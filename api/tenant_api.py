@@ -7,6 +7,7 @@ import uuid
 import orjson
 from aiohttp import web
 
+from api.audit import audit
 from api.balance import balance_of
 from api.context import CREDIT_STORE, PG_POOL
 from api.errors import BadRequest, NotFound
@@ -53,6 +54,9 @@ async def create_topup(request: web.Request) -> web.Response:
     result = await topup(request.app[PG_POOL], request.app[CREDIT_STORE], tenant_id=tenant_id,
                          idempotency_key=key, credits=body.credits, reference=body.reference)
     answer = await _first_answer(request, tenant_id, result)
+    if result.created:
+        await audit(request, "topup.created", target=str(result.topup_id),
+                    changes={"credits": result.credits, "reference": result.reference})
     return web.Response(body=answer, status=201 if result.created else 200,
                         content_type="application/json")
 

@@ -18,17 +18,21 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api.auth import auth_middleware
 from api.context import (
     ADMIN_TOKEN,
     CLOCK,
     INVOICE_ISSUER,
     MAILER,
     PG_POOL,
+    PUBLIC_URL,
     REDIS,
     REDIS_PREFIX,
+    SECURE_COOKIES,
     WEBHOOKS_ALLOW_PRIVATE,
     utcnow,
 )
+from api.keycache import add_key_cache
 from api.live_hub import LIVE_HUB, LiveHub, live_ctx
 from api.middleware import problem_middleware
 from api.routes import add_api_routes
@@ -108,7 +112,7 @@ async def _drain_sessions(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[observe_middleware, problem_middleware],
+        middlewares=[observe_middleware, problem_middleware, auth_middleware],
         client_max_size=1024 * 1024,
     )
     app[SETTINGS] = settings
@@ -118,11 +122,14 @@ def create_app(settings: Settings) -> web.Application:
     app[REDIS_PREFIX] = settings.redis_prefix
     app[INVOICE_ISSUER] = settings.invoice_issuer
     app[WEBHOOKS_ALLOW_PRIVATE] = settings.webhooks_allow_private
+    app[PUBLIC_URL] = settings.public_url
+    app[SECURE_COOKIES] = settings.secure_cookies
     app[CLOCK] = utcnow  # the billing cycle and the billing API read the same clock
     app[MAILER] = Mailer(SmtpServer.from_url(settings.smtp_url), settings.mail_from) \
         if settings.smtp_url else None
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_postgres_ctx)
+    add_key_cache(app)  # after the Redis client: it subscribes to key changes
     app[SCHEMA_READY] = asyncio.Event()
     if settings.migrate_on_start:
         app.cleanup_ctx.append(background_task("migrations", migrate_until_done))

@@ -72,6 +72,9 @@ class Settings:
     # Webhook URLs may resolve to loopback/private addresses (development and tests only:
     # otherwise a tenant could make the gateway call into its own network).
     webhooks_allow_private: bool = False
+    # The session cookie is Secure (sent over HTTPS only); `voicegw dev` serves plain HTTP
+    # on the laptop and turns it off.
+    secure_cookies: bool = True
     smtp_url: str = ""  # smtp://[user:password@]host[:port] or smtps://...; empty: no mail
     mail_from: str = "voicegw <noreply@localhost>"
 

@@ -165,6 +165,7 @@ def _dev_values(env: dict[str, str], state: dict[str, Any],
         "VOICEGW_WHATSAPP_ACCESS_TOKEN": "dev-whatsapp-access-token",
         "VOICEGW_WEBHOOKS_ALLOW_PRIVATE": "true",
         "VOICEGW_MAIL_FROM": "voicegw dev <dev@voicegw.localhost>",
+        "VOICEGW_SECURE_COOKIES": "false",  # plain HTTP on the laptop
     }
     return {**defaults, **vendors, **{k: v for k, v in env.items() if v}}
 

@@ -1,4 +1,5 @@
-"""Tenants, their API keys and phone numbers, in the ledger database.
+"""Tenants, their first API key and phone numbers, in the ledger database (a tenant's
+other keys: `metering.accounts.api_keys`).
 
 An API key is shown once, at creation; only its SHA-256 is stored. Keys are long random
 tokens, so a fast hash is the right tool (no password-style stretching needed), and a
@@ -47,27 +48,26 @@ class DuplicateNumber(Exception):
 
 
 async def create_tenant(
-    pool: asyncpg.Pool, name: str, rate_card: dict[str, Any] | None = None
+    db: asyncpg.Pool | asyncpg.Connection, name: str, rate_card: dict[str, Any] | None = None
 ) -> NewTenant:
+    """The tenant and its first API key (full scope, named "default"), in one statement
+    so a tenant never exists without its key. `db` may be a connection in the caller's
+    transaction (the first owner is invited in the same one)."""
     tenant_id = uuid.uuid4()
     api_key = new_api_key()
-    await pool.execute(
-        "INSERT INTO tenants (id, name, api_key_hash, rate_card) VALUES ($1, $2, $3, $4::jsonb)",
+    await db.execute(
+        """WITH t AS (INSERT INTO tenants (id, name, api_key_hash, rate_card)
+                      VALUES ($1, $2, $3, $4::jsonb) RETURNING id)
+           INSERT INTO api_keys (id, tenant_id, name, scope, prefix, key_hash)
+           SELECT $5, id, 'default', 'full', $6, $3 FROM t""",
         tenant_id,
         name,
         hash_api_key(api_key),
         None if rate_card is None else orjson.dumps(rate_card).decode(),
+        uuid.uuid4(),
+        api_key[:12],
     )
     return NewTenant(tenant_id, api_key)
-
-
-async def tenant_for_api_key(pool: asyncpg.Pool, api_key: str) -> uuid.UUID | None:
-    if not api_key.startswith(API_KEY_PREFIX) or len(api_key) > 200:
-        return None
-    found: uuid.UUID | None = await pool.fetchval(
-        "SELECT id FROM tenants WHERE api_key_hash = $1", hash_api_key(api_key)
-    )
-    return found
 
 
 async def get_tenant(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> asyncpg.Record | None:

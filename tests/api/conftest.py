@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from api.context import CLOCK
 from gateway.app import create_app
+from gateway.dev_mail import MailCatcher
 from tests.gateway.helpers import ADMIN_TOKEN, make_settings
 from tests.metering.notify_env import receiver  # noqa: F401 - a fixture of the webhook tests
 
@@ -19,6 +22,7 @@ Client = TestClient[Any, Any]
 ClientFactory = Callable[..., Awaitable[Client]]
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+LINK = re.compile(r"/login#(invite|reset)=(vgl_[A-Za-z0-9_-]+)")
 
 
 @dataclass
@@ -77,6 +81,44 @@ async def billing_client(aiohttp_client: ClientFactory, redis_url: str, database
     """The gateway on `clock`, issuing invoices as ACME, webhooks to loopback allowed."""
     settings = make_settings(redis_url, database_url, key_prefix, run_sink="false",
                              invoice_issuer="ACME", webhooks_allow_private="true")
+    app = create_app(settings)
+    app[CLOCK] = clock
+    return await aiohttp_client(app)
+
+
+@dataclass
+class Mailbox:
+    """The mail the gateway sent, caught by a real SMTP server (aiosmtpd)."""
+
+    catcher: MailCatcher
+    port: int
+
+    async def link(self, recipient: str, purpose: str = "invite") -> str:
+        """The token of the newest link mailed to `recipient` (waits up to 10 s)."""
+        async def arrived() -> str:
+            while True:
+                for mail in reversed(self.catcher.mails):
+                    found = LINK.search(mail.body)
+                    if recipient in mail.recipients and found and found[1] == purpose:
+                        return found[2]
+                await asyncio.sleep(0.05)
+        return await asyncio.wait_for(arrived(), 10)
+
+
+@pytest.fixture
+async def mailbox() -> AsyncIterator[Mailbox]:
+    catcher = MailCatcher()
+    port = await catcher.start("127.0.0.1", 0)
+    yield Mailbox(catcher, port)
+    await catcher.stop()
+
+
+@pytest.fixture
+async def accounts_client(aiohttp_client: ClientFactory, redis_url: str, database_url: str,
+                          key_prefix: str, clock: MovableClock, mailbox: Mailbox) -> Client:
+    settings = make_settings(redis_url, database_url, key_prefix, run_sink="false",
+                             smtp_url=f"smtp://127.0.0.1:{mailbox.port}",
+                             webhooks_allow_private="true")
     app = create_app(settings)
     app[CLOCK] = clock
     return await aiohttp_client(app)

@@ -36,6 +36,14 @@ EXPECTED = {
     ("post", "/v1/webhooks"), ("get", "/v1/webhooks"), ("delete", "/v1/webhooks/{webhook_id}"),
     ("post", "/v1/webhooks/{webhook_id}/test"), ("get", "/v1/webhooks/{webhook_id}/deliveries"),
     ("get", "/v1/alerts"), ("put", "/v1/alerts"),
+    ("post", "/auth/login"), ("get", "/auth/session"), ("post", "/auth/logout"),
+    ("post", "/auth/password"), ("post", "/auth/password-reset"),
+    ("post", "/v1/users"), ("get", "/v1/users"), ("patch", "/v1/users/{user_id}"),
+    ("delete", "/v1/users/{user_id}"), ("post", "/v1/api-keys"), ("get", "/v1/api-keys"),
+    ("delete", "/v1/api-keys/{key_id}"), ("post", "/v1/api-keys/{key_id}/rotate"),
+    ("get", "/v1/audit"), ("get", "/admin/audit"), ("post", "/admin/operators"),
+    ("get", "/admin/operators"), ("delete", "/admin/operators/{user_id}"),
+    ("get", "/login"), ("get", "/users"), ("get", "/api-keys"), ("get", "/auth.js"),
     ("get", "/v1/kpis"), ("get", "/v1/kpis/commentary"), ("get", "/v1/reports/weekly"),
     ("post", "/admin/tariff-reviews"), ("get", "/admin/tasks"), ("get", "/admin/tasks/{task_id}"),
     ("post", "/admin/tasks/{task_id}/preview"), ("post", "/admin/tasks/{task_id}/offer"),
@@ -83,7 +91,7 @@ def test_a_described_route_appears_in_the_document() -> None:
     op = doc["paths"]["/v1/extra/{thing_id}"]["get"]
     assert op["parameters"][0] == {"name": "thing_id", "in": "path", "required": True,
                                    "schema": {"type": "string"}}
-    assert set(op["responses"]) == {"200", "401", "404", "503"}
+    assert set(op["responses"]) == {"200", "401", "403", "404", "503"}
 
 
 async def test_the_served_document_is_valid_and_complete(client: Client) -> None:
