@@ -8,7 +8,7 @@ two subscriptions that feed them.
   snapshot to each of its streams (a burst of renewals is one event, not hundreds).
 - Settled conversations: a trigger NOTIFYs `voicegw_live` with the tenant id and the
   settled conversation ids when the settling transaction commits
-  (migration 0009); the hub LISTENs on one pooled connection.
+  (migration 0011); the hub LISTENs on one pooled connection.
 
 Either subscription lost (Redis or PostgreSQL restarted) is taken again with a backoff,
 and every stream then gets a fresh snapshot: what changed meanwhile is not lost.
