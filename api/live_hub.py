@@ -43,6 +43,7 @@ NOTIFY_CHANNEL = "voicegw_live"
 QUEUE_SIZE = 64  # events a stream may fall behind before it is dropped
 MAX_STREAMS = 10_000  # per process; more answer 503 live_streams_full
 HEARTBEAT_S = 15.0  # a comment line on an idle stream keeps proxies from closing it
+SNAPSHOT_READS = 8  # snapshots read at once (each: a few Redis and one PostgreSQL query)
 REAP_S = 1.0  # how often streams are checked for a client gone
 RETRY_S = (0.5, 1.0, 2.0, 5.0)  # backoff of a lost subscription
 _CLOSE = b""  # the queue item that ends a stream
@@ -101,6 +102,8 @@ class LiveHub:
         self.count = 0
         self.changes = 0  # Redis change messages read (all tenants), for the metrics
         self._dirty: set[str] = set()
+        self._reading: dict[str, asyncio.Future[list[bytes]]] = {}
+        self._reads = asyncio.Semaphore(SNAPSHOT_READS)
         self._wake = asyncio.Event()
         self.subscribed = asyncio.Event()  # both subscriptions up (tests wait for it)
         self._redis_up = False
@@ -155,9 +158,26 @@ class LiveHub:
 
     # -- snapshots ---------------------------------------------------------------------
     async def snapshot(self, tenant: str) -> list[bytes]:
-        """The tenant's balance and live sessions as two events."""
-        balance = await balance_of(self.app, uuid.UUID(tenant))
-        sessions = await self.live_sessions(tenant)
+        """The tenant's balance and live sessions as two events. Streams of a tenant that
+        ask at the same moment (a thousand tabs reconnecting) share one read, and at most
+        SNAPSHOT_READS reads run at once: a burst never takes more of the stores'
+        connection pools than that."""
+        pending = self._reading.get(tenant)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read(tenant))
+            self._reading[tenant] = pending
+            pending.add_done_callback(lambda done: self._read_done(tenant, done))
+        return await asyncio.shield(pending)
+
+    def _read_done(self, tenant: str, done: asyncio.Future[list[bytes]]) -> None:
+        self._reading.pop(tenant, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: its waiters (if any are left) got it
+
+    async def _read(self, tenant: str) -> list[bytes]:
+        async with self._reads:
+            balance = await balance_of(self.app, uuid.UUID(tenant))
+            sessions = await self.live_sessions(tenant)
         return [sse("balance", balance.model_dump(mode="json")),
                 sse("sessions", {"sessions": sessions})]
 

@@ -234,7 +234,7 @@ async def test_a_thousand_clients_at_once_leave_nothing_behind(
     async with aiohttp.ClientSession(connector=connector) as session:
         async def one() -> aiohttp.ClientResponse:
             response = await session.get(url, headers=tenant.auth)
-            assert response.status == 200
+            assert response.status == 200, await response.text()
             assert (await Reader(response).next(wait_s=60))[0] == "balance"
             return response
 
