@@ -18,8 +18,12 @@ import pytest
 
 from api.context import CREDIT_STORE, PG_POOL, REDIS, REDIS_PREFIX
 from api.live_hub import LIVE_HUB, LiveHub
+from gateway.app import create_app
+from gateway.embedded import free_port
 from metering.keys import live_channel
-from tests.api.conftest import ADMIN, Client, Tenant
+from tests.api.accounts_env import bearer, invite, join, new_tenant_with_owner
+from tests.api.conftest import ADMIN, Client, Mailbox, Tenant
+from tests.gateway.helpers import make_settings
 
 Event = tuple[str, Any]
 
@@ -297,10 +301,6 @@ async def test_a_lost_listener_is_taken_again_and_streams_get_a_fresh_snapshot(
 
 async def test_a_store_that_is_down_answers_503_and_leaves_no_stream(
         aiohttp_client: Any, database_url: str, key_prefix: str) -> None:
-    from gateway.app import create_app
-    from gateway.embedded import free_port
-    from tests.gateway.helpers import make_settings
-
     settings = make_settings(f"redis://127.0.0.1:{free_port()}/0", database_url, key_prefix,
                              run_sink="false")
     client = await aiohttp_client(create_app(settings))
@@ -331,3 +331,23 @@ async def test_a_bulk_settlement_is_one_event_without_the_ids(subscribed: Client
     marker = await insert_conversation(pool, tenant.id, settled=True)
     assert await reader.until("conversations") == {"settled": [marker]}  # one event only
     response.close()
+
+
+async def test_a_signed_in_person_whose_role_sees_the_balance_opens_it_too(
+        accounts_client: Client, mailbox: Mailbox) -> None:
+    client = accounts_client
+    created = await new_tenant_with_owner(client, "owner@acme.test")
+    owner = await join(client, mailbox, "owner@acme.test")
+    await invite(client, bearer(created["api_key"]), "analyst@acme.test", "analyst")
+    analyst = await join(client, mailbox, "analyst@acme.test")
+    stream = await client.get("/v1/live", headers=owner.headers(csrf=False))
+    assert stream.status == 200
+    assert (await Reader(stream).next())[0] == "balance"
+    stream.close()
+    refused = await client.get("/v1/live", headers=analyst.headers(csrf=False))
+    assert refused.status == 403 and (await refused.json())["code"] == "role_forbidden"
+    token = await client.post("/v1/live/token", headers=analyst.headers())
+    assert token.status == 403
+    made = await client.post("/v1/live/token", headers=owner.headers())
+    assert made.status == 201
+    await eventually(lambda: hub(client).count == 0)
