@@ -9,6 +9,7 @@ from api import (
     billing_admin,
     billing_tenant,
     calls,
+    conversations,
     dashboard,
     notify_api,
     openapi,
@@ -19,6 +20,7 @@ from api import (
 def add_api_routes(app: web.Application) -> None:
     admin.add_routes(app)
     calls.add_routes(app)
+    conversations.add_routes(app)
     tenant_api.add_routes(app)
     billing_admin.add_routes(app)
     billing_tenant.add_routes(app)
