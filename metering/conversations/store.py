@@ -38,8 +38,8 @@ _FROM_LEDGER = """
                  AND s.session_id = ANY(c.session_ids)), '[]'::jsonb),
     successes = (SELECT count(*) FROM success_events s WHERE s.tenant_id = c.tenant_id
                  AND s.session_id = ANY(c.session_ids)),
-    handoff = c.handoff OR EXISTS (SELECT 1 FROM handoffs h WHERE h.tenant_id = c.tenant_id
-                 AND h.session_id = ANY(c.session_ids))"""
+    handoff = c.handoff OR {handoff} OR EXISTS (SELECT 1 FROM handoffs h
+                 WHERE h.tenant_id = c.tenant_id AND h.session_id = ANY(c.session_ids))"""
 _RETURNING = """RETURNING c.id, c.tenant_id, c.channel, c.direction, c.customer_hash,
     c.customer_masked, c.call_sid, c.started_at, c.ended_at, c.disposition, c.outcomes::text,
     c.successes, c.handoff, c.resolved, c.micro_credits, c.session_ids,
@@ -154,16 +154,18 @@ async def settle_call(pool: asyncpg.Pool, call_sid: str, ending: CallEnding, *,
                       mask: bool) -> Settled | None:
     """Everything final, once (None: settled before, or no row for the call)."""
     row = await pool.fetchrow(
-        f"""UPDATE conversations c SET ended_at = $2, last_activity_at = $2,
+        f"""UPDATE conversations c SET ended_at = $2::timestamptz,
+                last_activity_at = $2::timestamptz,
                 answered_at = $3,
                 first_response_ms = CASE WHEN $3::timestamptz IS NULL THEN NULL ELSE
                     greatest(0, (extract(epoch FROM $3::timestamptz - c.started_at)
                                  * 1000)::int) END,
-                disposition = $4, resolved = $5, micro_credits = $6,
-                handoff = $4 = 'transferred', transcript = $7::jsonb,
+                disposition = $4::text, resolved = $5, micro_credits = $6, transcript = $7::jsonb,
                 tool_calls = $8::jsonb, summary = $9, rating = $10,
-                rated_at = CASE WHEN $10::smallint IS NULL THEN NULL ELSE $2 END,
-                settled_at = now(), {_FROM_LEDGER}
+                rated_at = CASE WHEN $10::smallint IS NULL THEN NULL
+                                ELSE $2::timestamptz END,
+                settled_at = now(),
+                {_FROM_LEDGER.format(handoff="$4::text = 'transferred'")}
             WHERE c.call_sid = $1 AND c.settled_at IS NULL {_RETURNING}""",  # noqa: S608
         call_sid, ending.ended_at, ending.answered_at, ending.disposition, ending.resolved,
         ending.micro_credits, _json(masked_turns(ending.transcript, mask)),
@@ -277,7 +279,7 @@ async def close_text(pool: asyncpg.Pool, *, now: dt.datetime,
         args = [disposition, now, limit]
     rows = await pool.fetch(
         f"""UPDATE conversations c SET ended_at = c.last_activity_at, disposition = $1,
-                settled_at = now(), {_FROM_LEDGER}
+                settled_at = now(), {_FROM_LEDGER.format(handoff="false")}
             WHERE {where} AND c.channel <> 'phone' AND c.settled_at IS NULL
             {_RETURNING}""",  # noqa: S608 - fixed SQL fragments
         *args)
