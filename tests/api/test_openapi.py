@@ -36,6 +36,10 @@ EXPECTED = {
     ("post", "/v1/webhooks"), ("get", "/v1/webhooks"), ("delete", "/v1/webhooks/{webhook_id}"),
     ("post", "/v1/webhooks/{webhook_id}/test"), ("get", "/v1/webhooks/{webhook_id}/deliveries"),
     ("get", "/v1/alerts"), ("put", "/v1/alerts"),
+    ("get", "/v1/conversations"), ("get", "/v1/conversations.csv"),
+    ("get", "/v1/conversations/{conversation_id}"), ("get", "/v1/settings"),
+    ("patch", "/v1/settings"), ("get", "/admin/tenants/{tenant_id}/settings"),
+    ("patch", "/admin/tenants/{tenant_id}/settings"),
 }
 
 
