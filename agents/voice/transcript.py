@@ -3,11 +3,13 @@ what the caller actually heard of an interrupted one, and the tool calls.
 
 `TranscriptRecorder` sits after the output transport. Each word the TTS speaks passes it
 (a `TTSTextFrame`) as its audio is sent: the recorder notes the word with the audio
-position it starts at (`PlayoutClock.sent_ms`). An agent turn ends when the agent
-stops speaking; on a barge-in (`InterruptionFrame`) it ends `interrupted`, and its
-`heard_text` is the words whose audio starts before what Twilio's marks say the caller
-heard (`PlayoutClock.heard_ms`, taken when the audio was cleared: the marks Twilio
-echoes for a cleared buffer say nothing about hearing). The caller's turns come from the
+position it starts at (`PlayoutClock.sent_ms`). An agent turn is everything the agent
+says between two turns of the caller; it ends where its audio ends. On a barge-in
+(`InterruptionFrame`) it ends `interrupted`, and its `heard_text` is the words whose
+audio starts before what Twilio's marks say the caller heard (`PlayoutClock.heard_ms`,
+taken when the audio was cleared: the marks Twilio echoes for a cleared buffer say
+nothing about hearing). A call cut off (the caller hung up) ends a turn still open
+`interrupted` when its later words were not heard yet. The caller's turns come from the
 user aggregator's `on_user_turn_stopped` (what STT understood).
 """
 
@@ -18,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipecat.frames.frames import (
-    BotStoppedSpeakingFrame,
     CancelFrame,
     EndFrame,
     Frame,
@@ -42,6 +43,7 @@ def _iso(at: dt.datetime) -> str:
 class _AgentTurn:
     started_at: dt.datetime
     cleared_before: int  # the clock's clears when the turn started
+    start_ms: int  # the audio position of its first word
     words: list[tuple[int, str, bool]] = field(default_factory=list)  # (position, text, spaced)
 
     def text(self, heard_before_ms: int | None = None) -> str:
@@ -65,23 +67,36 @@ class CallTranscript:
     # -- the agent --------------------------------------------------------------------
     def agent_word(self, text: str, spaced: bool) -> None:
         if self._agent is None:
-            self._agent = _AgentTurn(_now(), self.clock.cleared)
+            self._agent = _AgentTurn(_now(), self.clock.cleared, self.clock.sent_ms)
         self._agent.words.append((self.clock.sent_ms, text, spaced))
 
     def agent_stopped(self, *, interrupted: bool) -> None:
+        """The agent's turn ended: spoken to its end, or cut off by a barge-in (only when
+        audio still playing was cleared; what was heard is as the clear found it)."""
+        turn = self._agent
+        if turn is not None and interrupted and self.clock.cleared > turn.cleared_before:
+            self._close(cut_at_ms=self.clock.heard_at_clear)
+        else:
+            self._close(cut_at_ms=None)
+
+    def _close(self, cut_at_ms: int | None) -> None:
         turn, self._agent = self._agent, None
         if turn is None or not turn.words:
             return
-        # Interrupted only when audio still playing was cut off (the output cleared it).
-        interrupted = interrupted and self.clock.cleared > turn.cleared_before
-        text = turn.text()
-        heard = turn.text(self.clock.heard_at_clear) if interrupted else None
-        self.turns.append({"role": "agent", "text": text, "started_at": _iso(turn.started_at),
-                           "ended_at": _iso(_now()), "interrupted": interrupted,
-                           "heard_text": heard})
+        # It ended where its audio did (sent, or heard up to the cut), not when it was closed.
+        played_ms = max((self.clock.sent_ms if cut_at_ms is None else cut_at_ms)
+                        - turn.start_ms, 0)
+        ended = turn.started_at + dt.timedelta(milliseconds=played_ms)
+        self.turns.append({"role": "agent", "text": turn.text(),
+                           "started_at": _iso(turn.started_at), "ended_at": _iso(ended),
+                           "interrupted": cut_at_ms is not None,
+                           "heard_text": None if cut_at_ms is None else turn.text(cut_at_ms)})
 
     # -- the caller -------------------------------------------------------------------
     def customer_said(self, text: str, started_at: str | None) -> None:
+        """The caller's turn, as STT understood it; it ends the agent's turn before it
+        (everything the agent said between two caller turns is one turn)."""
+        self.agent_stopped(interrupted=False)
         text = " ".join(text.split())
         if not text:
             return
@@ -100,9 +115,14 @@ class CallTranscript:
                                 "at": _iso(_now())})
 
     def finish(self) -> None:
-        """The call ended: an agent turn still open ends here (cut off if not all heard)."""
-        if self._agent is not None:
-            self.agent_stopped(interrupted=self.clock.heard_ms < self.clock.sent_ms)
+        """The call was cut (a hang-up, a cancel): a turn still open ends here, interrupted
+        when its audio was not all heard."""
+        turn = self._agent
+        if turn is None:
+            return
+        last_word_at = turn.words[-1][0] if turn.words else 0
+        heard = self.clock.heard_ms
+        self._close(cut_at_ms=heard if heard <= last_word_at else None)
 
     def ordered(self) -> list[dict[str, Any]]:
         return sorted(self.turns, key=lambda t: t["started_at"])
@@ -122,8 +142,8 @@ class TranscriptRecorder(FrameProcessor):
                 self._transcript.agent_word(frame.text, frame.includes_inter_frame_spaces)
             elif isinstance(frame, InterruptionFrame):
                 self._transcript.agent_stopped(interrupted=True)
-            elif isinstance(frame, BotStoppedSpeakingFrame):
+            elif isinstance(frame, EndFrame):  # the goodbye was spoken to its end
                 self._transcript.agent_stopped(interrupted=False)
-            elif isinstance(frame, EndFrame | CancelFrame):
+            elif isinstance(frame, CancelFrame):
                 self._transcript.finish()
         await self.push_frame(frame, direction)

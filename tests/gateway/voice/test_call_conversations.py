@@ -12,6 +12,7 @@ import asyncpg
 import orjson
 
 from agents.summary import NO_CUSTOMER_WORDS
+from agents.voice.call import CSAT_QUESTION
 from load.caller import CallScript
 from metering.notify.endpoints import create_endpoint
 from tests.gateway.voice.conftest import ADMIN, Gateway
@@ -119,3 +120,9 @@ async def test_csat_after_a_call_records_the_keypad_rating_once(
     assert conversation["resolved"] is True and conversation["disposition"] == "completed"
     (ended,) = conversation["tool_calls"]
     assert ended["name"] == "end_call" and ended["arguments"] == {"resolved": True}
+    agent = [t for t in conversation["transcript"] if t["role"] == "agent"]
+    # Everything the agent said after the caller's goodbye is one turn: the rating
+    # question, then the thanks.
+    assert CSAT_QUESTION in agent[-1]["text"]
+    assert agent[-1]["text"].endswith("Thank you for your rating. Goodbye.")
+    assert not any(t["interrupted"] for t in agent)
