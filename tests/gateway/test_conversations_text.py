@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+import zoneinfo
 from typing import Any
 
 import orjson
@@ -199,3 +200,57 @@ async def test_bad_parameters_are_422_naming_them_and_other_tenants_get_404(
     assert response.status == 404
     response = await env.client.get("/v1/conversations/not-a-uuid", headers=env.auth)
     assert response.status == 404
+
+
+async def test_settings_are_read_and_changed_by_the_tenant_and_checked(
+        messaging_env: MessagingEnv) -> None:
+    env = messaging_env
+    settings = await _get(env, "/v1/settings")
+    assert settings == {"timezone": "UTC", "conversation_idle_minutes": 30,
+                        "transcript_retention_days": 90, "mask_transcripts": False,
+                        "csat_enabled": False, "service_level_s": 20, "report_emails": []}
+    for body, field in [({"timezone": "Mars/Base"}, "timezone"),
+                        ({"conversation_idle_minutes": 0}, "conversation_idle_minutes"),
+                        ({"transcript_retention_days": "90"}, "transcript_retention_days"),
+                        ({"csat_enabled": "yes"}, "csat_enabled"),
+                        ({"report_emails": ["nobody"]}, "report_emails"),
+                        ({"colour": "red"}, "colour")]:
+        response = await env.client.patch("/v1/settings", json={"service_level_s": 30, **body},
+                                          headers=env.auth)
+        assert response.status == 422, body
+        assert (await response.json())["field"] == field
+    assert await _get(env, "/v1/settings") == settings  # nothing changed
+    response = await env.client.patch("/v1/settings", headers=env.auth, json={
+        "timezone": "America/New_York", "conversation_idle_minutes": 5,
+        "report_emails": ["boss@example.com"]})
+    assert response.status == 200
+    changed = await response.json()
+    assert changed["timezone"] == "America/New_York" and changed["service_level_s"] == 20
+    assert changed["conversation_idle_minutes"] == 5
+    admin = {"Authorization": "Bearer test-admin-token-0123456789"}
+    response = await env.client.get(f"/admin/tenants/{env.tenant}/settings", headers=admin)
+    assert await response.json() == changed
+    response = await env.client.patch(f"/admin/tenants/{uuid.uuid4()}/settings",
+                                      json={"csat_enabled": True}, headers=admin)
+    assert response.status == 404
+    response = await env.client.get("/v1/settings", headers={"Authorization": "Bearer nope"})
+    assert response.status == 401
+
+
+async def test_date_filters_are_days_of_the_tenant_time_zone(
+        messaging_env: MessagingEnv) -> None:
+    env = messaging_env
+    await env.topup(1000)
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    # A zone where that moment falls on another day than in UTC (+14 or -11 hours).
+    zone = "Pacific/Kiritimati" if at.hour >= 10 else "Pacific/Pago_Pago"
+    local_day = at.astimezone(zoneinfo.ZoneInfo(zone)).date()
+    assert local_day != at.date()
+    response = await env.client.patch("/v1/settings", json={"timezone": zone},
+                                      headers=env.auth)
+    assert response.status == 200
+    await _say(env, "hello", int(at.timestamp()))
+    for day, found in [(local_day, 1), (at.date(), 0)]:
+        listed = await _get(env, "/v1/conversations",
+                            **{"from": day.isoformat(), "to": day.isoformat()})
+        assert len(listed["conversations"]) == found, (zone, day)
