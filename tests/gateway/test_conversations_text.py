@@ -209,12 +209,14 @@ async def test_settings_are_read_and_changed_by_the_tenant_and_checked(
     assert settings == {"timezone": "UTC", "conversation_idle_minutes": 30,
                         "transcript_retention_days": 90, "mask_transcripts": False,
                         "csat_enabled": False, "service_level_s": 20, "report_emails": []}
-    for body, field in [({"timezone": "Mars/Base"}, "timezone"),
-                        ({"conversation_idle_minutes": 0}, "conversation_idle_minutes"),
-                        ({"transcript_retention_days": "90"}, "transcript_retention_days"),
-                        ({"csat_enabled": "yes"}, "csat_enabled"),
-                        ({"report_emails": ["nobody"]}, "report_emails"),
-                        ({"colour": "red"}, "colour")]:
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"timezone": "Mars/Base"}, "timezone"),
+        ({"conversation_idle_minutes": 0}, "conversation_idle_minutes"),
+        ({"transcript_retention_days": "90"}, "transcript_retention_days"),
+        ({"csat_enabled": "yes"}, "csat_enabled"),
+        ({"report_emails": ["nobody"]}, "report_emails"),
+        ({"colour": "red"}, "colour")]
+    for body, field in bad:
         response = await env.client.patch("/v1/settings", json={"service_level_s": 30, **body},
                                           headers=env.auth)
         assert response.status == 422, body
