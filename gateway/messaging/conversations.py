@@ -8,7 +8,8 @@ the reply, its tool calls and its credits; `ended_by_agent` closes the conversat
 the agent called `end_call`. `rating_reply` takes a 1-5 answer to the rating question.
 
 The job (`run_conversation_jobs`, every `JOB_EVERY_S`) closes the conversations idle
-past their window, and deletes transcripts past `transcript_retention_days` (every
+past their window, settles the conversations of calls whose gateway died (from their
+swept credit session), and deletes transcripts past `transcript_retention_days` (every
 channel). After a close (`after_close`): the summary (LLM, metered on `summary_tokens`
 as a one-shot charge `sum-<conversation>`), the `session.completed` webhook of the
 conversation, and the rating question when the tenant set `csat_enabled`.
@@ -204,6 +205,9 @@ async def conversation_pass(m: Messaging, now: dt.datetime | None = None) -> int
     now = now or _now()
     closed = await store.close_text(m.pool, now=now)
     await after_close(m, closed)
+    lost = await store.settle_lost_calls(m.pool, now=now)
+    if lost:
+        log.warning("settled %d conversations of calls whose gateway was lost", len(lost))
     purged = await store.purge_transcripts(m.pool, now=now)
     if purged:
         log.info("deleted %d transcripts past their retention", purged)

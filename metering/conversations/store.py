@@ -173,6 +173,32 @@ async def settle_call(pool: asyncpg.Pool, call_sid: str, ending: CallEnding, *,
     return None if row is None else _settled(row)
 
 
+LOST_CALL_GRACE = dt.timedelta(minutes=5)
+
+
+async def settle_lost_calls(pool: asyncpg.Pool, *, now: dt.datetime,
+                            limit: int = 500) -> list[Settled]:
+    """Calls whose gateway died before settling their conversation: once the call's
+    credit session is in the ledger (swept, or settled) for `LOST_CALL_GRACE`, the
+    conversation is settled from it (disposition and credits of the record; no
+    transcript: it died with the process)."""
+    rows = await pool.fetch(
+        f"""UPDATE conversations c SET ended_at = s.ended_at, last_activity_at = s.ended_at,
+                disposition = COALESCE(s.details->>'disposition', 'gateway_lost'),
+                micro_credits = s.micro_credits, settled_at = now(),
+                {_FROM_LEDGER.format(handoff="false")}
+            FROM sessions s
+            WHERE c.id IN (SELECT o.id FROM conversations o JOIN sessions l
+                               ON l.session_id = o.session_ids[1]
+                           WHERE o.channel = 'phone' AND o.settled_at IS NULL
+                             AND l.ended_at < $1::timestamptz - $2::interval
+                           LIMIT $3 FOR UPDATE OF o SKIP LOCKED)
+              AND s.session_id = c.session_ids[1] AND c.settled_at IS NULL
+            {_RETURNING}""",  # noqa: S608 - fixed SQL fragments
+        now, LOST_CALL_GRACE, limit)
+    return [_settled(row) for row in rows]
+
+
 # -- text ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from gateway.messaging.conversations import CSAT_TEXT, conversation_pass
+from gateway.voice.stream import caller_hash
 from load.messages import sms_form, whatsapp_text
 from metering.notify.endpoints import create_endpoint
 from tests.gateway.messaging_env import NUMBER, MessagingEnv, one_message
@@ -60,6 +61,8 @@ async def test_whatsapp_messages_within_the_idle_window_are_one_conversation(
     assert conversation["channel"] == "whatsapp" and conversation["direction"] == "inbound"
     assert conversation["ended_at"] is None and conversation["successes"] == 0
     assert conversation["customer"]["masked"] == "+4915***5678"
+    # The phone channel's caller hash: the same customer calling is the same customer.
+    assert conversation["customer"]["hash"] == caller_hash(str(env.tenant), f"+{CUSTOMER}")
     assert conversation["first_response_ms"] is not None
     full = await _get(env, f"/v1/conversations/{conversation['id']}")
     roles = [t["role"] for t in full["transcript"]]

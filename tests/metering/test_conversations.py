@@ -113,3 +113,23 @@ async def test_transcripts_past_their_retention_are_deleted_and_the_figures_stay
     assert rows[old]["transcript_purged_at"] == T0 + dt.timedelta(days=7, hours=1)
     assert not rows[recent]["gone"]
     assert await store.purge_transcripts(pg_pool, now=T0 + dt.timedelta(days=7, hours=1)) == 0
+
+
+async def test_a_call_whose_gateway_was_lost_is_settled_from_its_swept_session(
+        pg_pool: asyncpg.Pool) -> None:
+    tenant = uuid.UUID(await insert_tenant(pg_pool))
+    await store.start_call(pg_pool, tenant_id=tenant, call_sid="CA1", session_id="call_CA1",
+                           customer_hash="h", customer_masked="+1555***0000", started_at=T0)
+    now = T0 + dt.timedelta(minutes=10)
+    assert await store.settle_lost_calls(pg_pool, now=now) == []  # not in the ledger yet
+    await pg_pool.execute(
+        """INSERT INTO sessions (session_id, tenant_id, channel, status, started_at, ended_at,
+               micro_credits, details)
+           VALUES ('call_CA1', $1, 'phone', 'swept', $2, $3, 1234,
+                   '{"disposition": "gateway_lost"}')""",
+        tenant, T0, T0 + dt.timedelta(minutes=2))
+    assert await store.settle_lost_calls(pg_pool, now=T0 + dt.timedelta(minutes=6)) == []
+    (lost,) = await store.settle_lost_calls(pg_pool, now=now)
+    assert lost.disposition == "gateway_lost" and lost.micro_credits == 1234
+    assert lost.ended_at == T0 + dt.timedelta(minutes=2)
+    assert await store.settle_lost_calls(pg_pool, now=now) == []
