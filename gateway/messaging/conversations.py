@@ -117,6 +117,11 @@ async def agent_replied(m: Messaging, conversation_id: uuid.UUID, msg: Inbound,
                            mask=profile.settings.mask_transcripts)
 
 
+async def credits_only(m: Messaging, conversation_id: uuid.UUID, billed: int) -> None:
+    """An exchange that billed tokens but sent no reply: its credits count all the same."""
+    await store.add_credits(m.pool, conversation_id, billed)
+
+
 async def ended_by_agent(m: Messaging, conversation_id: uuid.UUID) -> None:
     settled = await store.close_text(m.pool, now=_now(), conversation_id=conversation_id)
     await after_close(m, settled)

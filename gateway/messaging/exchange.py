@@ -142,7 +142,8 @@ async def _converse(m: Messaging, msg: Inbound, profile: TenantProfile,
         if reply.text:  # the agent answered; the held credit cannot pay one segment
             reason = _short_of_credit(m, msg, sms_segment_micro(session.card),
                                       session.remaining)
-        await session.finish(details=exchange_record(reply, outcome="no_reply"))
+        settlement = await session.finish(details=exchange_record(reply, outcome="no_reply"))
+        await conversations.credits_only(m, conversation, settlement.billed)
         await m.history.append(tenant, msg.channel, msg.customer, reply.messages[:1])
         return await _end(m, msg, "no_reply", error=reason)
     if not await store.move(m.pool, msg, "sending", session_id=session.session_id):
@@ -150,11 +151,13 @@ async def _converse(m: Messaging, msg: Inbound, profile: TenantProfile,
         return "superseded"
     sent = await deliver(m, msg.channel, msg.business, msg.customer, text)
     state = await _settle(m, msg, session, reply, text, sent)
-    if state == "replied":
-        billed = session.settlement.billed if session.settlement is not None else 0
-        await conversations.agent_replied(m, conversation, msg, profile, reply, text, billed)
-        if reply.action == "end":
-            await conversations.ended_by_agent(m, conversation)
+    billed = session.settlement.billed if session.settlement is not None else 0
+    if state != "replied":  # the tokens were billed; the customer got no reply
+        await conversations.credits_only(m, conversation, billed)
+        return state
+    await conversations.agent_replied(m, conversation, msg, profile, reply, text, billed)
+    if reply.action == "end":
+        await conversations.ended_by_agent(m, conversation)
     return state
 
 

@@ -284,7 +284,7 @@ async def add_credits(pool: asyncpg.Pool, conversation_id: uuid.UUID, micro: int
     """Credits of the conversation billed outside a reply (an exchange without one)."""
     if micro:
         await pool.execute("UPDATE conversations SET micro_credits = micro_credits + $2 "
-                           "WHERE id = $1", conversation_id, micro)
+                           "WHERE id = $1 AND settled_at IS NULL", conversation_id, micro)
 
 
 async def close_text(pool: asyncpg.Pool, *, now: dt.datetime,
