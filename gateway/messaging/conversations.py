@@ -8,11 +8,13 @@ the reply, its tool calls and its credits; `ended_by_agent` closes the conversat
 the agent called `end_call`. `rating_reply` takes a 1-5 answer to the rating question.
 
 The job (`run_conversation_jobs`, every `JOB_EVERY_S`) closes the conversations idle
-past their window, settles the conversations of calls whose gateway died (from their
-swept credit session), and deletes transcripts past `transcript_retention_days` (every
-channel). After a close (`after_close`): the summary (LLM, metered on `summary_tokens`
-as a one-shot charge `sum-<conversation>`), the `session.completed` webhook of the
-conversation, and the rating question when the tenant set `csat_enabled`.
+past their window, tries again what follows a close for a conversation left without a
+summary (its process died, or the LLM failed; for an hour), settles the conversations
+of calls whose gateway died (from their swept credit session), and deletes transcripts
+past `transcript_retention_days` (every channel). After a close (`after_close`): the
+summary (LLM, metered on `summary_tokens` as a one-shot charge `sum-<conversation>`),
+the `session.completed` webhook of the conversation, and the rating question when the
+tenant set `csat_enabled`.
 """
 
 from __future__ import annotations
@@ -210,6 +212,7 @@ async def conversation_pass(m: Messaging, now: dt.datetime | None = None) -> int
     now = now or _now()
     closed = await store.close_text(m.pool, now=now)
     await after_close(m, closed)
+    await after_close(m, await store.unsummarized(m.pool, now=now))
     lost = await store.settle_lost_calls(m.pool, now=now)
     if lost:
         log.warning("settled %d conversations of calls whose gateway was lost", len(lost))

@@ -312,6 +312,26 @@ async def close_text(pool: asyncpg.Pool, *, now: dt.datetime,
     return [_settled(row) for row in rows]
 
 
+SUMMARY_RETRY_AFTER = dt.timedelta(minutes=2)
+SUMMARY_RETRY_FOR = dt.timedelta(hours=1)
+
+
+async def unsummarized(pool: asyncpg.Pool, *, now: dt.datetime, limit: int = 50
+                       ) -> list[Settled]:
+    """Text conversations settled a while ago without a summary (the process that closed
+    them died, or the LLM failed): tried again for an hour. What follows a close is
+    idempotent (the summary's charge and webhook are keyed by the conversation, the rating
+    question is asked once)."""
+    rows = await pool.fetch(
+        f"""SELECT {_RETURNING.removeprefix("RETURNING ")} FROM conversations c
+            WHERE c.channel <> 'phone' AND c.summary IS NULL AND c.transcript IS NOT NULL
+              AND c.settled_at < $1::timestamptz - $2::interval
+              AND c.settled_at > $1::timestamptz - $3::interval
+            ORDER BY c.settled_at LIMIT $4""",  # noqa: S608 - fixed SQL fragments
+        now, SUMMARY_RETRY_AFTER, SUMMARY_RETRY_FOR, limit)
+    return [_settled(row) for row in rows]
+
+
 async def save_summary(pool: asyncpg.Pool, conversation_id: uuid.UUID, summary: str) -> None:
     await pool.execute("UPDATE conversations SET summary = $2 WHERE id = $1 AND summary IS NULL",
                        conversation_id, summary)

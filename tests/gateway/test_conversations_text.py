@@ -259,3 +259,24 @@ async def test_date_filters_are_days_of_the_tenant_time_zone(
         listed = await _get(env, "/v1/conversations",
                             **{"from": day.isoformat(), "to": day.isoformat()})
         assert len(listed["conversations"]) == found, (zone, day)
+
+
+async def test_a_conversation_closed_without_its_summary_gets_it_on_a_later_pass(
+        messaging_env: MessagingEnv) -> None:
+    env = messaging_env
+    await env.topup(1000)
+    await _subscribe(env)
+    start = int(time.time())
+    await _say(env, "hello there", start)
+    # The process that closed it died before the summary: only the close happened.
+    from metering.conversations import store
+
+    (closed,) = await store.close_text(env.m.pool, now=dt.datetime.fromtimestamp(
+        start + 31 * 60, dt.UTC))
+    assert closed.summary is None
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=3)
+    await conversation_pass(env.m, later)
+    await conversation_pass(env.m, later)  # idempotent: one summary, one webhook
+    (conversation,) = (await _get(env, "/v1/conversations"))["conversations"]
+    assert conversation["summary"]
+    assert len([e for e in await _completed_events(env) if e["conversation_id"]]) == 1
