@@ -37,6 +37,7 @@ from metering.conversations.settings import (
 )
 
 MAX_RANGE_DAYS = 400
+MIN_DAY, MAX_DAY = dt.date(1970, 1, 1), dt.date(9998, 12, 31)
 CONVERSATION_ID = {"conversation_id": {"type": "string", "format": "uuid"}}
 
 
@@ -144,6 +145,9 @@ class SettingsPatch(BaseModel):
 async def _filters(request: web.Request, tenant_id: uuid.UUID
                    ) -> tuple[queries.Filters, ConversationQuery]:
     query = parse_query(request, ConversationQuery)
+    for name, day in (("from", query.from_), ("to", query.to)):
+        if day is not None and not MIN_DAY <= day <= MAX_DAY:
+            raise InvalidField(name, f"must be a date from {MIN_DAY} to {MAX_DAY}")
     since = until = None
     if query.from_ is not None or query.to is not None:
         settings = await settings_of(request.app[PG_POOL], tenant_id) or TenantSettings()
@@ -192,6 +196,10 @@ async def list_conversations(request: web.Request) -> web.Response:
 async def export_conversations(request: web.Request) -> web.StreamResponse:
     tenant_id = await require_tenant(request)
     filters, _ = await _filters(request, tenant_id)
+    rows = queries.csv_rows(request.app[PG_POOL], tenant_id, filters)
+    # The first batch is read before the answer starts: a store that is down is a 503,
+    # not a cut-off file.
+    first = await anext(rows, None)
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": 'attachment; filename="conversations.csv"'})
@@ -199,7 +207,9 @@ async def export_conversations(request: web.Request) -> web.StreamResponse:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(queries.CSV_HEADER)
-    async for row in queries.csv_rows(request.app[PG_POOL], tenant_id, filters):
+    if first is not None:
+        writer.writerow([_cell(value) for value in first])
+    async for row in rows:
         writer.writerow([_cell(value) for value in row])
         if buffer.tell() > 64 * 1024:
             await response.write(buffer.getvalue().encode())

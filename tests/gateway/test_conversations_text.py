@@ -187,7 +187,8 @@ async def test_bad_parameters_are_422_naming_them_and_other_tenants_get_404(
                           ({"from": "2025-01-01", "to": "2026-03-01"}, "to"),
                           ({"channel": "fax"}, "channel"), ({"has_success": "maybe"},
                                                              "has_success"),
-                          ({"cursor": "not-a-cursor"}, "cursor"), ({"limit": "0"}, "limit")]:
+                          ({"cursor": "not-a-cursor"}, "cursor"), ({"limit": "0"}, "limit"),
+                          ({"to": "9999-12-31"}, "to"), ({"from": "0001-01-01"}, "from")]:
         for path in ("/v1/conversations", "/v1/conversations.csv"):
             response = await env.client.get(path, params=params, headers=env.auth)
             assert response.status == 422, (path, params, await response.text())
