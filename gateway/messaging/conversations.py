@@ -37,6 +37,7 @@ from gateway.messaging.deps import MESSAGING, Messaging, TenantProfile
 from gateway.messaging.store import Inbound, Outbound
 from metering.cards import card_for_tenant
 from metering.conversations import store
+from metering.conversations.masking import mask_text
 from metering.conversations.settings import TenantSettings, settings_of
 from metering.conversations.store import Settled, TextCustomer
 from metering.messages import outbound_usage
@@ -131,7 +132,7 @@ async def ended_by_agent(m: Messaging, conversation_id: uuid.UUID) -> None:
 
 # -- after a close ----------------------------------------------------------------------
 
-async def _summary_of(m: Messaging, c: Settled) -> str | None:
+async def _summary_of(m: Messaging, c: Settled, settings: TenantSettings) -> str | None:
     summary = await summarize(m.agent.client, m.agent.model, c.transcript, c.tool_calls)
     if summary is None:
         return None
@@ -141,8 +142,9 @@ async def _summary_of(m: Messaging, c: Settled) -> str | None:
         micro = rate_usage(card, usage).total
         await m.credits.charge(str(c.tenant_id), f"sum-{c.id}", channel=c.channel,
                                micro=micro, usage=usage, now_ms=m.clock_ms())
-    await store.save_summary(m.pool, c.id, summary.text)
-    return summary.text
+    text = mask_text(summary.text) if settings.mask_transcripts else summary.text
+    await store.save_summary(m.pool, c.id, text)
+    return text
 
 
 async def _completed_webhook(m: Messaging, c: Settled, summary: str | None) -> None:
@@ -196,7 +198,7 @@ async def after_close(m: Messaging, settled: list[Settled]) -> None:
     for c in settled:
         try:
             settings = await settings_of(m.pool, c.tenant_id) or TenantSettings()
-            summary = await _summary_of(m, c)
+            summary = await _summary_of(m, c, settings)
             await _completed_webhook(m, c, summary)
             if settings.csat_enabled:
                 await _ask_rating(m, c)

@@ -29,6 +29,7 @@ from api.context import PG_POOL
 from gateway.state import SETTINGS
 from gateway.voice.state import VENDOR_HTTP
 from metering.conversations import store
+from metering.conversations.masking import mask_text
 from metering.conversations.settings import TenantSettings, settings_of
 from metering.meters import Meter
 
@@ -92,9 +93,12 @@ async def summarize_and_settle(app: web.Application, conversation: CallConversat
             log.exception("summary failed")
     usage = call.usage.snapshot()
     record: dict[str, Any] = call.record()
+    text = None
     if summary is not None:
         usage[Meter.SUMMARY_TOKENS.value] = summary.tokens
-        record["summary"] = summary.text
+        text = mask_text(summary.text) if conversation.settings.mask_transcripts \
+            else summary.text
+        record["summary"] = text
     if conversation.id is not None:
         record.update(conversation_id=str(conversation.id), resolved=call.resolved,
                       rating=call.rating)
@@ -108,7 +112,7 @@ async def summarize_and_settle(app: web.Application, conversation: CallConversat
             disposition=call.disposition or "completed", resolved=call.resolved,
             micro_credits=settlement.billed, transcript=call.transcript.ordered(),
             tool_calls=call.transcript.tool_calls,
-            summary=None if summary is None else summary.text, rating=call.rating),
+            summary=text, rating=call.rating),
             mask=conversation.settings.mask_transcripts)
     except Exception as exc:
         log.warning("the call's conversation could not be settled: %r", exc)

@@ -126,3 +126,22 @@ async def test_csat_after_a_call_records_the_keypad_rating_once(
     assert CSAT_QUESTION in agent[-1]["text"]
     assert agent[-1]["text"].endswith("Thank you for your rating. Goodbye.")
     assert not any(t["interrupted"] for t in agent)
+
+
+async def test_a_masked_tenant_keeps_no_number_in_the_transcript_or_summary(
+        gateway: Gateway, pg_pool_of_gateway: asyncpg.Pool) -> None:
+    async with aiohttp.ClientSession() as http:
+        response = await http.patch(f"{gateway.base}/v1/settings",
+                                    json={"mask_transcripts": True}, headers=gateway.auth)
+        assert response.status == 200, await response.text()
+    said = "please call me back at 555 123 4567 or write to jane.doe@example.com"
+    result, _ = await place_call(gateway, CallScript([said], max_call_s=30))
+    conversation = await conversation_of(gateway, pg_pool_of_gateway, result.call_sid)
+    texts = [t["text"] for t in conversation["transcript"]] + [conversation["summary"]]
+    assert any("***-**67" in t or "*** **67" in t for t in texts)
+    for text in texts:
+        assert "123 4567" not in text and "jane.doe" not in text, text
+    stored = await pg_pool_of_gateway.fetchval(
+        "SELECT transcript::text || summary FROM conversations WHERE call_sid = $1",
+        result.call_sid)
+    assert "123 4567" not in stored and "jane.doe" not in stored  # never stored unmasked
