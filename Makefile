@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser lint types unit bench bench-calls bench-webhooks bench-invoices load clean
+.PHONY: run test browser lint types unit bench bench-calls bench-webhooks bench-invoices bench-kpis load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "voicegw needs Python 3.11+"'
@@ -51,6 +51,11 @@ bench-webhooks: $(STAMP)
 # minutes); records "Invoice finalization".
 bench-invoices: $(STAMP)
 	$(BIN)/python -m benchmarks.invoices
+
+# GET /v1/kpis for 30 days of a tenant with 1,000,000 conversations (seeding and rolling up
+# take a few minutes; needs PostgreSQL and Redis on their default local ports); records "KPIs".
+bench-kpis: $(STAMP)
+	$(BIN)/python -m benchmarks.kpis
 
 load: $(STAMP)
 	$(BIN)/python -m load.caller_cli --help

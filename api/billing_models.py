@@ -49,11 +49,20 @@ class CreatePlan(StrictRequest):
     setup_fee: str = Amount
     monthly_fee: str = Amount
     success_fee: str = Amount
-    included_credits: int = Field(ge=0, le=MAX_TOPUP_CREDITS,
+    included_credits: int = Field(0, ge=0, le=MAX_TOPUP_CREDITS,
                                   description="whole credits granted each cycle")
-    credit_rollover: bool
+    credit_rollover: bool = False
     rate_card: dict[str, Any] | None = Field(
         None, description="the rate card of the plan's tenants (docs/rate-cards.md)")
+    billing: Literal["prepaid", "postpaid"] = Field(
+        "prepaid", description="postpaid: `credit_limit` and `tariff` (docs/tariffs.md)")
+    credit_limit: int | None = Field(
+        None, ge=0, le=MAX_TOPUP_CREDITS,
+        description="postpaid: credits usable per cycle before services pause (granted "
+                    "each cycle, no rollover)")
+    tariff: dict[str, Any] | None = Field(
+        None, description="postpaid: usage, cost_cap, flat_rate or per_call "
+                          "(docs/tariffs.md)")
 
 
 class Plan(Answer):
@@ -68,6 +77,9 @@ class Plan(Answer):
     credit_rollover: bool
     rate_card: dict[str, Any] | None
     created_at: Instant
+    billing: Literal["prepaid", "postpaid"]
+    credit_limit: int | None
+    tariff: dict[str, Any] | None
 
 
 class PlanList(Answer):
@@ -137,7 +149,8 @@ class SuccessQuery(ListQuery):
 # ---- invoices -------------------------------------------------------------------------
 
 class InvoiceLine(Answer):
-    kind: Literal["setup_fee", "monthly_fee", "success_fee"]
+    kind: Literal["setup_fee", "monthly_fee", "success_fee", "usage", "cost_cap", "flat_rate",
+                  "per_call"]
     description: str
     quantity: int
     unit_price: str

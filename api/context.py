@@ -34,5 +34,11 @@ def utcnow() -> dt.datetime:
 CLOCK = web.AppKey("clock", Clock)
 
 from metering.credit_store import CreditStore  # noqa: E402 - keep the keys above together
+from metering.kpis.commentary import CommentaryWriter  # noqa: E402
+from metering.notify.mail import Mailer  # noqa: E402
 
 CREDIT_STORE = web.AppKey("credit_store", CreditStore)
+# The LLM that writes the KPI commentary (the gateway's OpenAI-compatible client); absent:
+# the commentary answers its fallback text.
+COMMENTARY_WRITER = web.AppKey("commentary_writer", CommentaryWriter)
+MAILER = web.AppKey[Mailer | None]("mailer")  # None: no VOICEGW_SMTP_URL

@@ -126,6 +126,8 @@ def domain_problem(exc: Exception) -> Problem | None:
         return InvalidField(exc.field, str(exc).partition(": ")[2] or str(exc))
     if isinstance(exc, billing.NotFound | notify.NotFound):
         return NotFound(str(exc))
+    if isinstance(exc, billing.MailFailed):
+        return Unavailable(str(exc), code="mail_failed")
     if isinstance(exc, billing.Conflict):
         # One code for a replayed key with another body, whichever resource it creates.
         code = "idempotency_key_reused" if exc.code == "idempotency_conflict" else exc.code

@@ -11,8 +11,10 @@ from api import (
     calls,
     conversations,
     dashboard,
+    kpis,
     notify_api,
     openapi,
+    tariff_admin,
     tenant_api,
 )
 
@@ -27,3 +29,5 @@ def add_api_routes(app: web.Application) -> None:
     notify_api.add_routes(app)
     openapi.add_routes(app)
     dashboard.add_routes(app)
+    kpis.add_routes(app)
+    tariff_admin.add_routes(app)

@@ -22,6 +22,7 @@ from api.context import (
     ADMIN_TOKEN,
     CLOCK,
     INVOICE_ISSUER,
+    MAILER,
     PG_POOL,
     REDIS,
     REDIS_PREFIX,
@@ -36,12 +37,14 @@ from gateway.config import Settings
 from gateway.logs import request_id_var
 from gateway.messaging import add_messaging
 from gateway.metrics import Metrics
+from gateway.reports import wire_reports
 from gateway.services import migrate_until_done
 from gateway.sessions import SessionRegistry
 from gateway.state import METRICS, SCHEMA_READY, SESSIONS, SETTINGS
 from gateway.stores import redis_client
 from gateway.voice.routes import add_voice_routes
 from gateway.wiring import wire_metering
+from metering.notify.mail import Mailer, SmtpServer
 
 log = logging.getLogger("voicegw.app")
 
@@ -111,6 +114,8 @@ def create_app(settings: Settings) -> web.Application:
     app[INVOICE_ISSUER] = settings.invoice_issuer
     app[WEBHOOKS_ALLOW_PRIVATE] = settings.webhooks_allow_private
     app[CLOCK] = utcnow  # the billing cycle and the billing API read the same clock
+    app[MAILER] = Mailer(SmtpServer.from_url(settings.smtp_url), settings.mail_from) \
+        if settings.smtp_url else None
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_postgres_ctx)
     app[SCHEMA_READY] = asyncio.Event()
@@ -120,6 +125,7 @@ def create_app(settings: Settings) -> web.Application:
         app[SCHEMA_READY].set()  # migrated by `voicegw migrate` or another process
     app.on_shutdown.append(_drain_sessions)
     wire_metering(app)
+    wire_reports(app)
     health.add_routes(app)
     add_api_routes(app)
     add_messaging(app)

@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.cli_billing import add_billing_commands
 
     add_billing_commands(commands)
+    from gateway.cli_tariffs import add_tariff_commands
+
+    add_tariff_commands(commands)
     return parser
 
 

@@ -24,6 +24,8 @@ from gateway.background import background_task
 from gateway.metrics import Metrics
 from gateway.state import METRICS, SCHEMA_READY, SETTINGS
 from metering.billing.cycle import run_cycle
+from metering.billing.reviews import review_ended_month
+from metering.billing.tasks import open_follow_ups
 from metering.cards import all_cards
 from metering.credit_store import CreditStore
 from metering.notify.alerts import sync_thresholds
@@ -170,6 +172,26 @@ async def run_billing_cycle(app: web.Application) -> None:
         await asyncio.sleep(BILLING_CYCLE_EVERY_S)
 
 
+async def run_tariff_reviews(app: web.Application) -> None:
+    """After each month's end (UTC), reviews the ended month once per tenant on a
+    cost-cap, flat-rate or per-call tariff, and opens the follow-ups of offers unanswered
+    for 7 days (docs/tariffs.md). Every gateway runs it; unique keys keep one review and
+    one task per tenant and month."""
+    await app[SCHEMA_READY].wait()
+    while True:
+        try:
+            now = app[CLOCK]()
+            flagged = [r for r in await review_ended_month(app[PG_POOL], now=now)
+                       if r.task_id is not None]
+            follow_ups = await open_follow_ups(app[PG_POOL], as_of=now)
+            if flagged or follow_ups:
+                log.info("tariff review: %d flagged, %d follow-ups opened", len(flagged),
+                         len(follow_ups))
+        except Exception as exc:  # the next pass does what this one could not
+            log.warning("tariff review failed: %r", exc)
+        await asyncio.sleep(BILLING_CYCLE_EVERY_S)
+
+
 def wire_metering(app: web.Application) -> None:
     app.cleanup_ctx.append(_credit_store_ctx)
     if app[SETTINGS].run_sink:
@@ -181,3 +203,4 @@ def wire_metering(app: web.Application) -> None:
     if app[SETTINGS].smtp_url:
         app.cleanup_ctx.append(background_task("mail", run_mail))
     app.cleanup_ctx.append(background_task("billing-cycle", run_billing_cycle))
+    app.cleanup_ctx.append(background_task("tariff-reviews", run_tariff_reviews))

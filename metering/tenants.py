@@ -109,3 +109,10 @@ async def tenant_for_number(pool: asyncpg.Pool, phone_number: str) -> PhoneNumbe
         phone_number,
     )
     return None if row is None else PhoneNumber(**dict(row))
+
+
+async def set_billing_email(pool: asyncpg.Pool, tenant_id: uuid.UUID,
+                            billing_email: str | None) -> None:
+    """Where the tenant's billing mail (tariff offers) goes; None removes it."""
+    await pool.execute("UPDATE tenants SET billing_email = $2 WHERE id = $1", tenant_id,
+                       billing_email)

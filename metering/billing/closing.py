@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
+from metering.billing.call_figures import cycle_usage
 from metering.billing.errors import NotFound, PeriodNotEnded
 from metering.billing.invoices import claim_lower_bound, credits_used, unclaimed_successes_sql
 from metering.billing.lines import invoice_lines
@@ -78,8 +79,10 @@ async def finalize_invoice(pool: asyncpg.Pool, *, invoice_id: uuid.UUID, now: dt
                 SELECT count(*) FROM claimed""",  # noqa: S608
             row["tenant_id"], await claim_lower_bound(conn, row), period.end, invoice_id)
         plan = await plan_version(conn, row["plan_id"], row["plan_version"])
+        usage = None if plan.tariff is None \
+            else await cycle_usage(conn, row["tenant_id"], period)
         totals = invoice_lines(plan, period, row["starts_on"], row["first_cycle"],
-                               int(claimed))
+                               int(claimed), usage)
         number = await _next_number(conn, issuer, now.year)
         used = await credits_used(conn, row["tenant_id"], period)
         await conn.execute(

@@ -4,9 +4,10 @@
     ├── InvalidField     a value that cannot be used; `field` names it (HTTP: 422 invalid_field)
     │   └── PeriodNotEnded   closing a running or future period (field `period`)
     ├── NotFound         no such plan / invoice / subscription for this tenant (404)
-    └── Conflict         the request contradicts what is stored (409), e.g. an
-        │                Idempotency-Key replayed with another body
-        └── InvalidTransition  an invoice status change that is not allowed (409)
+    ├── Conflict         the request contradicts what is stored (409), e.g. an
+    │   │                Idempotency-Key replayed with another body
+    │   └── InvalidTransition  an invoice status change that is not allowed (409)
+    └── MailFailed       an offer e-mail could not be sent (503); nothing marked as sent
 """
 
 from __future__ import annotations
@@ -43,3 +44,8 @@ class Conflict(BillingError):
 class InvalidTransition(Conflict):
     def __init__(self, detail: str) -> None:
         super().__init__("invalid_transition", detail)
+
+
+class MailFailed(BillingError):
+    """An offer could not be e-mailed (no SMTP server configured, or it failed): nothing
+    was marked as sent (HTTP: 503 mail_failed)."""

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from metering.billing.call_figures import cycle_usage
 from metering.billing.errors import InvalidField, InvalidTransition, NotFound
 from metering.billing.lines import Line, Totals, invoice_lines
 from metering.billing.money import Currency, currency, format_amount
@@ -105,7 +106,9 @@ async def draft_totals(conn: asyncpg.Connection, row: asyncpg.Record) -> Totals:
         f"SELECT count(*) FROM success_events WHERE {unclaimed_successes_sql('$2', '$3')}",  # noqa: S608
         row["tenant_id"], lower, period.end)
     plan = await plan_version(conn, row["plan_id"], row["plan_version"])
-    return invoice_lines(plan, period, row["starts_on"], row["first_cycle"], int(successes))
+    usage = None if plan.tariff is None else await cycle_usage(conn, row["tenant_id"], period)
+    return invoice_lines(plan, period, row["starts_on"], row["first_cycle"], int(successes),
+                         usage)
 
 
 async def invoice_from_row(conn: asyncpg.Connection, row: asyncpg.Record) -> Invoice:

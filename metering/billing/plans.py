@@ -1,7 +1,12 @@
 """Plans: what a tenant buys, in money. Versions are immutable: creating a plan whose id
 exists with another definition writes a new version (the same definition again is a
 replay and returns the latest version). A cycle pins the version it was opened with, so
-subscribers move to a new version at their next cycle."""
+subscribers move to a new version at their next cycle.
+
+A plan is prepaid (the default: top-ups and included credits) or postpaid: a
+`credit_limit` granted each cycle as its included credits (never rolled over; the live
+credit control pauses services when it is used up) and a `tariff` whose lines the invoice
+carries (`metering.billing.tariffs`, docs/tariffs.md)."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import orjson
 from metering.billing.errors import InvalidField, NotFound
 from metering.billing.money import Currency, currency, format_amount, parse_amount
 from metering.billing.pages import Page, check_limit, decode_cursor, encode_cursor
+from metering.billing.tariffs import Tariff, parse_tariff
 from metering.bounds import MAX_TOPUP_CREDITS
 from metering.ratecard import RateCardError, load_rate_card, rate_card_to_dict
 
@@ -36,6 +42,9 @@ class PlanInput:
     included_credits: Any
     credit_rollover: Any
     rate_card: dict[str, Any] | None = None
+    billing: Any = "prepaid"
+    credit_limit: Any = None
+    tariff: Any = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,13 @@ class Plan:
     credit_rollover: bool
     rate_card: dict[str, Any] | None
     created_at: dt.datetime
+    billing: str = "prepaid"
+    tariff: Tariff | None = None
+
+    @property
+    def credit_limit(self) -> int | None:
+        """Postpaid: the credits a tenant may use per cycle (granted at each cycle)."""
+        return self.included_credits if self.billing == "postpaid" else None
 
     def to_json(self) -> dict[str, Any]:
         money = {name: format_amount(getattr(self, name), self.currency)
@@ -59,7 +75,9 @@ class Plan:
                 "currency": self.currency.code, **money,
                 "included_credits": self.included_credits,
                 "credit_rollover": self.credit_rollover, "rate_card": self.rate_card,
-                "created_at": self.created_at.isoformat()}
+                "created_at": self.created_at.isoformat(), "billing": self.billing,
+                "credit_limit": self.credit_limit,
+                "tariff": None if self.tariff is None else self.tariff.to_json(self.currency)}
 
 
 @dataclass(frozen=True)
@@ -69,15 +87,46 @@ class CreatedPlan:
 
 
 _COLUMNS = ("id, version, name, currency, setup_fee, monthly_fee, success_fee, "
-            "included_credits, credit_rollover, rate_card::text AS rate_card, created_at")
+            "included_credits, credit_rollover, rate_card::text AS rate_card, created_at, "
+            "billing, tariff::text AS tariff")
 
 
 def plan_from_row(row: asyncpg.Record) -> Plan:
     card = row["rate_card"]
-    return Plan(row["id"], row["version"], row["name"], currency(row["currency"]),
+    cur = currency(row["currency"])
+    tariff = None if row["tariff"] is None else parse_tariff(orjson.loads(row["tariff"]), cur)
+    return Plan(row["id"], row["version"], row["name"], cur,
                 row["setup_fee"], row["monthly_fee"], row["success_fee"],
                 row["included_credits"], row["credit_rollover"],
-                None if card is None else orjson.loads(card), row["created_at"])
+                None if card is None else orjson.loads(card), row["created_at"],
+                row["billing"], tariff)
+
+
+def _postpaid(spec: PlanInput, cur: Any) -> dict[str, Any]:
+    """The members a postpaid plan adds; {} for a prepaid plan (whose stored definition,
+    and so its replay hash, is as before postpaid plans existed)."""
+    if spec.billing not in ("prepaid", "postpaid"):
+        raise InvalidField("billing", "must be \"prepaid\" or \"postpaid\"")
+    if spec.billing == "prepaid":
+        for name in ("credit_limit", "tariff"):
+            if getattr(spec, name) is not None:
+                raise InvalidField(name, "only a postpaid plan has one")
+        return {}
+    limit = spec.credit_limit
+    if isinstance(limit, bool) or not isinstance(limit, int) \
+            or not 0 <= limit <= MAX_TOPUP_CREDITS:
+        raise InvalidField("credit_limit", f"a postpaid plan needs an integer from 0 to "
+                                           f"{MAX_TOPUP_CREDITS}")
+    if spec.included_credits not in (0, limit):
+        raise InvalidField("included_credits", "a postpaid plan's credits are its "
+                                               "credit_limit")
+    if spec.credit_rollover is not False:
+        raise InvalidField("credit_rollover", "a postpaid plan's limit never rolls over")
+    if spec.tariff is None:
+        raise InvalidField("tariff", "a postpaid plan needs a tariff")
+    tariff = parse_tariff(spec.tariff, cur)
+    return {"included_credits": limit, "billing": "postpaid",
+            "tariff": tariff.to_json(cur)}
 
 
 def _validate(spec: PlanInput) -> dict[str, Any]:
@@ -105,7 +154,7 @@ def _validate(spec: PlanInput) -> dict[str, Any]:
             **{name: parse_amount(name, getattr(spec, name), cur)
                for name in ("setup_fee", "monthly_fee", "success_fee")},
             "included_credits": credits, "credit_rollover": spec.credit_rollover,
-            "rate_card": card}
+            "rate_card": card, **_postpaid(spec, cur)}
 
 
 async def create_plan(pool: asyncpg.Pool, spec: PlanInput, *, now: dt.datetime) -> CreatedPlan:
@@ -122,14 +171,18 @@ async def create_plan(pool: asyncpg.Pool, spec: PlanInput, *, now: dt.datetime) 
             return CreatedPlan(plan_from_row(latest), created=False)
         version = 1 if latest is None else latest["version"] + 1
         card = fields.pop("rate_card")
+        billing = fields.pop("billing", "prepaid")
+        tariff = fields.pop("tariff", None)
         row = await conn.fetchrow(
             f"""INSERT INTO plans (id, version, name, currency, setup_fee, monthly_fee,
                        success_fee, included_credits, credit_rollover, rate_card,
-                       request_hash, created_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12)
+                       request_hash, created_at, billing, tariff)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13,
+                        $14::jsonb)
                 RETURNING {_COLUMNS}""",  # noqa: S608
             spec.id, version, *fields.values(),
-            None if card is None else orjson.dumps(card).decode(), digest, now)
+            None if card is None else orjson.dumps(card).decode(), digest, now, billing,
+            None if tariff is None else orjson.dumps(tariff).decode())
     return CreatedPlan(plan_from_row(row), created=True)
 
 

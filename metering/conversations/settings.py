@@ -121,11 +121,20 @@ async def update_settings(pool: asyncpg.Pool, tenant_id: uuid.UUID,
         if row is None:
             return None
         new = checked(_settings(row), changes)
-        await conn.execute(
-            """UPDATE tenants SET timezone = $2, conversation_idle_minutes = $3,
-                   transcript_retention_days = $4, mask_transcripts = $5, csat_enabled = $6,
-                   service_level_s = $7, report_emails = $8 WHERE id = $1""",
-            tenant_id, new.timezone, new.conversation_idle_minutes,
-            new.transcript_retention_days, new.mask_transcripts, new.csat_enabled,
-            new.service_level_s, list(new.report_emails))
+        try:
+            await conn.execute(
+                """UPDATE tenants SET timezone = $2, conversation_idle_minutes = $3,
+                       transcript_retention_days = $4, mask_transcripts = $5,
+                       csat_enabled = $6, service_level_s = $7, report_emails = $8
+                   WHERE id = $1""",
+                tenant_id, new.timezone, new.conversation_idle_minutes,
+                new.transcript_retention_days, new.mask_transcripts, new.csat_enabled,
+                new.service_level_s, list(new.report_emails))
+        except (asyncpg.CheckViolationError, asyncpg.InvalidParameterValueError) as exc:
+            # A zone Python's tz database knows and PostgreSQL's does not (the check of
+            # migration 0008 evaluates the zone).
+            if "time zone" in str(exc) or "timezone" in str(getattr(exc, "constraint_name", "")):
+                raise InvalidSetting("timezone", "is not a time zone the database knows"
+                                     ) from exc
+            raise
     return new

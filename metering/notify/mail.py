@@ -36,17 +36,29 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str  # "application/pdf"
+    data: bytes
+
+
 async def enqueue_mail(conn: asyncpg.Connection, tenant_id: uuid.UUID | None,
                        recipients: Sequence[str], subject: str, body: str,
-                       dedupe_key: str) -> int:
-    """Queues one mail per recipient inside the caller's transaction; how many were new."""
+                       dedupe_key: str, *, html: str | None = None,
+                       attachment: Attachment | None = None) -> int:
+    """Queues one mail per recipient inside the caller's transaction; how many were new.
+    `body` is the plain-text part; `html` an alternative HTML part; `attachment` one file."""
     if not recipients:
         return 0
     status = await conn.execute(
-        """INSERT INTO mail_outbox (tenant_id, dedupe_key, recipient, subject, body)
-           SELECT $1, $2 || ':' || r, r, $3, $4 FROM unnest($5::text[]) AS r
+        """INSERT INTO mail_outbox (tenant_id, dedupe_key, recipient, subject, body, html,
+                                    attachment, attachment_name, attachment_type)
+           SELECT $1, $2 || ':' || r, r, $3, $4, $6, $7, $8, $9 FROM unnest($5::text[]) AS r
            ON CONFLICT (dedupe_key) DO NOTHING""",
-        tenant_id, dedupe_key, subject, body, list(recipients))
+        tenant_id, dedupe_key, subject, body, list(recipients), html,
+        attachment.data if attachment else None, attachment.filename if attachment else None,
+        attachment.content_type if attachment else None)
     return int(status.rsplit(" ", 1)[-1])
 
 
@@ -83,12 +95,20 @@ class Mailer:
         self.server = server
         self.mail_from = mail_from
 
-    async def send(self, recipient: str, subject: str, body: str) -> None:
+    async def send(self, recipient: str, subject: str, body: str, *, html: str | None = None,
+                   attachment: Attachment | None = None) -> None:
         message = EmailMessage()
         message["From"] = self.mail_from
         message["To"] = recipient
         message["Subject"] = subject
         message.set_content(body)
+        if html is not None:
+            message.add_alternative(html, subtype="html")
+        if attachment is not None:
+            maintype, _, subtype = attachment.content_type.partition("/")
+            message.add_attachment(attachment.data, maintype=maintype,
+                                   subtype=subtype or "octet-stream",
+                                   filename=attachment.filename)
         s = self.server
         await aiosmtplib.send(message, hostname=s.hostname, port=s.port, use_tls=s.use_tls,
                               username=s.username, password=s.password,
@@ -123,14 +143,19 @@ class MailWorker:
                    SELECT id FROM mail_outbox WHERE status = 'pending'
                    AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
                    ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-               RETURNING id, recipient, subject, body, attempts""",
+               RETURNING id, recipient, subject, body, html, attachment, attachment_name,
+                         attachment_type, attempts""",
             now, now + dt.timedelta(seconds=MAIL_LEASE_S), self.batch)
         await asyncio.gather(*(self._send_one(row) for row in rows))
         return len(rows)
 
     async def _send_one(self, row: asyncpg.Record) -> None:
         try:
-            await self.mailer.send(row["recipient"], row["subject"], row["body"])
+            attachment = None if row["attachment"] is None else Attachment(
+                row["attachment_name"], row["attachment_type"] or "application/octet-stream",
+                row["attachment"])
+            await self.mailer.send(row["recipient"], row["subject"], row["body"],
+                                   html=row["html"], attachment=attachment)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             attempts = row["attempts"] + 1
             given_up = attempts > len(self.retry_s)

@@ -35,7 +35,8 @@ def test_migrate_without_database_url_is_a_config_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["serve"], ["dev"], ["migrate"], ["sink"], ["reconcile"]]
+    "command", [[], ["serve"], ["dev"], ["migrate"], ["sink"], ["reconcile"], ["review"],
+                ["followups"]]
 )
 def test_help_on_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
