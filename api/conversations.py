@@ -37,7 +37,7 @@ from metering.conversations.settings import (
 )
 
 MAX_RANGE_DAYS = 400
-MIN_DAY, MAX_DAY = dt.date(1970, 1, 1), dt.date(9998, 12, 31)
+MIN_DAY, MAX_DAY = dt.date(2000, 1, 1), dt.date(2099, 12, 31)  # as the KPIs'
 CONVERSATION_ID = {"conversation_id": {"type": "string", "format": "uuid"}}
 
 

@@ -281,3 +281,20 @@ async def test_a_conversation_closed_without_its_summary_gets_it_on_a_later_pass
     (conversation,) = (await _get(env, "/v1/conversations"))["conversations"]
     assert conversation["summary"]
     assert len([e for e in await _completed_events(env) if e["conversation_id"]]) == 1
+
+
+async def test_a_settled_whatsapp_conversation_counts_in_the_kpis(
+        messaging_env: MessagingEnv) -> None:
+    env = messaging_env
+    await env.topup(1000)
+    start = int(time.time()) - 3600
+    await _say(env, "I would like to book an appointment tomorrow at 3pm", start)
+    today = dt.datetime.fromtimestamp(start, dt.UTC).date().isoformat()
+    kpis = await _get(env, "/v1/kpis", **{"from": today, "to": today})
+    assert kpis["totals"]["conversations"] == 0  # open: not counted yet
+    await conversation_pass(env.m, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=31))
+    kpis = await _get(env, "/v1/kpis", **{"from": today, "to": today})
+    totals = kpis["totals"]
+    assert totals["conversations"] == 1 and totals["successes"] == 1
+    assert totals["appointments"] == 1 and totals["success_rate"] == 1
+    assert kpis["channel_mix"] == {"phone": 0, "whatsapp": 1, "sms": 0, "web": 0}
