@@ -19,6 +19,7 @@ exchange record; `on_tool_failure` lets the gateway count it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,9 +33,11 @@ from agents.chat_client import ChatClient, ChatError
 from agents.tokens import count_tokens, prompt_tokens
 from agents.tools import (
     Action,
+    BadArguments,
     ToolContext,
     ToolFailure,
     ToolFailureHook,
+    parse_arguments,
     run_tool,
     tool_schemas,
 )
@@ -83,6 +86,9 @@ class AgentReply:
     counted_by_us: bool = False  # some tokens were counted here, not by the provider
     exhausted: bool = False
     tool_failures: list[ToolFailure] = field(default_factory=list)  # nothing was saved
+    resolved: bool = False  # end_call(resolved=true)
+    # The tool calls of the exchange for the transcript: name, arguments, result, at.
+    tool_log: list[dict[str, Any]] = field(default_factory=list)
 
 
 def system_prompt(config: AgentConfig, turn: TextTurn) -> str:
@@ -189,5 +195,13 @@ class TextAgent:
                 self.on_tool_failure(outcome.failure)
         if outcome.action != "none":
             result.action = outcome.action
+        result.resolved = result.resolved or outcome.resolved
+        try:
+            arguments: Any = parse_arguments(function.get("arguments"))
+        except BadArguments:
+            arguments = str(function.get("arguments") or "")[:2000]
+        result.tool_log.append({"name": str(function.get("name", "")), "arguments": arguments,
+                                "result": outcome.content,
+                                "at": dt.datetime.now(dt.UTC).isoformat()})
         return {"role": "tool", "tool_call_id": call.get("id", ordinal),
                 "content": orjson.dumps(outcome.content).decode()}

@@ -4,7 +4,9 @@ outcome.
 
 `book_appointment`, `create_support_ticket` and `place_order` write the business record
 and its success event once (`metering.outcomes`); `transfer_to_human` records a handoff
-and asks the channel to transfer; `end_call` asks the channel to end the conversation.
+and asks the channel to transfer; `end_call(resolved)` asks the channel to end the
+conversation and says whether the customer's request was handled (the conversation's
+`resolved`).
 What the channel does with `action` is its own business: a phone call dials the
 operator, a chat tells the customer a person will write back.
 
@@ -98,7 +100,10 @@ TOOL_SCHEMAS: dict[str, dict[str, Any]] = {
     "transfer_to_human": _fn(
         "transfer_to_human", "Hand the conversation to a person at the business.",
         {"reason": _STR}, []),
-    "end_call": _fn("end_call", "End the conversation after saying goodbye.", {}, []),
+    "end_call": _fn(
+        "end_call", "End the conversation after saying goodbye.",
+        {"resolved": {"type": "boolean", "description":
+                      "true when the customer's request was fully handled"}}, ["resolved"]),
 }
 
 
@@ -140,6 +145,7 @@ class ToolResult:
     outcome: RecordedOutcome | None = None
     transfer_to: str | None = None
     failure: ToolFailure | None = None  # its record could not be saved
+    resolved: bool = False  # end_call(resolved=true): the customer's request was handled
 
     @property
     def ok(self) -> bool:
@@ -259,7 +265,12 @@ async def _dispatch(ctx: ToolContext, name: str, call_id: str,
         return ToolResult({"status": "transferring"}, "transfer",
                           transfer_to=ctx.operator_number, failure=failure)
     elif name == "end_call":
-        return ToolResult({"status": "ending"}, "end")
+        # A model that leaves `resolved` out did not say it was resolved; a value that
+        # is not a boolean is asked for again.
+        resolved = args.get("resolved", False)
+        if not isinstance(resolved, bool):
+            raise BadArguments("resolved must be true or false")
+        return ToolResult({"status": "ending"}, "end", resolved=resolved)
     else:
         raise BadArguments(f"there is no tool called {name!r}")
     outcome = await _saved(ctx, name, call_id,

@@ -11,6 +11,7 @@ from api import (
     billing_admin,
     billing_tenant,
     calls,
+    conversations,
     dashboard,
     kpis,
     live,
@@ -25,6 +26,7 @@ from api import (
 def add_api_routes(app: web.Application) -> None:
     admin.add_routes(app)
     calls.add_routes(app)
+    conversations.add_routes(app)
     tenant_api.add_routes(app)
     billing_admin.add_routes(app)
     billing_tenant.add_routes(app)

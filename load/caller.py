@@ -39,6 +39,7 @@ class CallScript:
     hang_up_after_s: float | None = None  # hang up this long after the stream started
     max_call_s: float = 60.0
     hang_up_when_done: bool = True  # after the last reply, hang up (else wait for the agent)
+    keypad: str | None = None  # pressed once after the last reply (a rating, a menu choice)
 
 
 @dataclass
@@ -119,6 +120,7 @@ class SimulatedCall:
         self._waiting_since: float | None = None  # end of the caller's last utterance
         self._t0 = 0.0
         self._replied_since_last = False
+        self._keyed = False
         self.started = False  # the media stream is open: the call is placed and billed
 
     def _next_seq(self) -> int:
@@ -213,6 +215,13 @@ class SimulatedCall:
             if not self.line.speaking:
                 if self._waiting_since is None and pending and self._may_speak():
                     await self._speak(pending.pop(0))
+                elif (self.script.keypad and not self._keyed and not pending
+                      and self._waiting_since is None and self.result.said
+                      and self.line.agent_quiet_for >= self.script.agent_silence_s):
+                    self._keyed = True
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await ws.send_str(twilio_wire.dtmf(self.stream_sid, self._next_seq(),
+                                                           self.script.keypad))
                 elif (not pending and self._waiting_since is None and self.script.hang_up_when_done
                       and self.result.said and self.line.agent_quiet_for
                       >= self.script.agent_silence_s):

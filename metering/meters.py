@@ -19,6 +19,7 @@ class Meter(StrEnum):
     WHATSAPP_MESSAGES = "whatsapp_messages"
     NUMBER_LOCAL_MONTHS = "number_local_months"
     NUMBER_MOBILE_MONTHS = "number_mobile_months"
+    SUMMARY_TOKENS = "summary_tokens"  # a conversation's generated summary, in and out
 
 
 # The raw unit each meter counts. Time meters count milliseconds so that no fraction of a
@@ -37,6 +38,11 @@ RAW_UNIT: dict[Meter, str] = {
     Meter.WHATSAPP_MESSAGES: "messages",
     Meter.NUMBER_LOCAL_MONTHS: "number-months",
     Meter.NUMBER_MOBILE_MONTHS: "number-months",
+    Meter.SUMMARY_TOKENS: "tokens",
 }
+
+# Meters a card written before they existed may leave out: they are free there (a card
+# that names them prices them as it says).
+FREE_WHEN_ABSENT = frozenset({Meter.SUMMARY_TOKENS.value})
 
 METER_NAMES = frozenset(m.value for m in Meter)

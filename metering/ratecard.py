@@ -30,7 +30,7 @@ from importlib import resources
 from typing import Any
 
 from metering.bounds import MAX_PRICE_CREDITS, MAX_PRICE_SCALE, MAX_PRICE_TEXT, MAX_UNITS
-from metering.meters import METER_NAMES
+from metering.meters import FREE_WHEN_ABSENT, METER_NAMES
 
 MICRO = 1_000_000  # micro-credits per credit
 
@@ -174,6 +174,8 @@ def load_rate_card(data: Mapping[str, Any]) -> RateCard:
         raise RateCardError('inherit: the only card to inherit from is "default"')
     if inherit == "default":
         meters = {**default_rate_card().meters, **meters}
+    for absent in FREE_WHEN_ABSENT - set(meters):
+        meters[absent] = _meter_rate(absent, {"price": "0"})
     missing = sorted(METER_NAMES - set(meters))
     if missing:
         raise RateCardError(f"{missing[0]}: missing from the card (or set inherit = \"default\")")

@@ -14,6 +14,7 @@ gateway settles the session after `run` returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ from pipecat.workers.runner import WorkerRunner
 from agents.tools import TOOL_SCHEMAS, ToolContext, ToolFailure, ToolFailureHook, run_tool
 from agents.voice.metering import CallUsage, LLMUsageMeter
 from agents.voice.services import VoiceProviders, make_services
+from agents.voice.transcript import CallTranscript, TranscriptRecorder
 from agents.voice.transport import SAMPLE_RATE, CallChannel, CallTransport, PlayoutClock
 from agents.voice.vad import make_vad
 from metering.agent_configs import AgentConfig
@@ -61,6 +63,10 @@ log = logging.getLogger("voicegw.call")
 METER_TICK_S = 1.0
 MIN_METER_SLEEP_S = 0.01
 USER_SPEECH_TIMEOUT_S = 0.4
+CSAT_QUESTION = ("Before you go: how satisfied were you with this call? Press a key from 1, "
+                 "not satisfied, to 5, very satisfied.")
+CSAT_WAIT_S = 15.0  # from the question: time to hear it and press a key
+CALL_GOODBYE = "Thank you for calling. Goodbye."
 
 
 class CallControl(Protocol):
@@ -76,6 +82,7 @@ class CallSetup:
     config: AgentConfig
     providers: VoiceProviders
     operator_number: str | None
+    csat: bool = False  # ask for a 1-5 keypad rating when the agent ends the call
 
 
 class VoiceCall:
@@ -100,6 +107,12 @@ class VoiceCall:
         self.transport = CallTransport(channel, self.clock)
         self._task: PipelineWorker | None = None
         self._meter: LLMUsageMeter | None = None
+        self.transcript = CallTranscript(self.clock)
+        self.resolved = False  # end_call(resolved=true)
+        self.rating: int | None = None  # the caller's 1-5 keypad answer (CSAT)
+        self._awaiting_rating = False
+        self._rated = asyncio.Event()
+        self._rating_task: asyncio.Task[None] | None = None
 
     # -- inbound, from the gateway's websocket handler ----------------------------------
     async def feed_audio(self, mulaw: bytes, timestamp_ms: int) -> None:
@@ -108,6 +121,11 @@ class VoiceCall:
             await self.transport.input().feed_audio(mulaw)
 
     async def feed_dtmf(self, digit: str) -> None:
+        if self._awaiting_rating:
+            if self.rating is None and digit in ("1", "2", "3", "4", "5"):
+                self.rating = int(digit)  # once: later keys change nothing
+                self._rated.set()
+            return
         if self._listening:
             await self.transport.input().feed_dtmf(digit)
 
@@ -150,6 +168,10 @@ class VoiceCall:
         finally:
             metering.cancel()
             await asyncio.gather(metering, return_exceptions=True)
+            if self._rating_task is not None:
+                self._rating_task.cancel()
+                await asyncio.gather(self._rating_task, return_exceptions=True)
+            self.transcript.finish()
             if self._meter is not None:
                 self._meter.close_response()
             self.usage.ended_at = time.monotonic()
@@ -177,11 +199,13 @@ class VoiceCall:
         user_turns = aggregators.user()
 
         user_turns.add_event_handler("on_user_turn_stopped", self._count_turn)
+        user_turns.add_event_handler("on_user_turn_stopped", self._customer_turn)
 
         self._meter = llm.meter = LLMUsageMeter(self.usage, context, config.system_prompt)
         pipeline = Pipeline([self.transport.input(), stt, user_turns,
                              DropInputAudio(self.clock), llm,
-                             tts, self.transport.output(), aggregators.assistant()])
+                             tts, self.transport.output(), TranscriptRecorder(self.transcript),
+                             aggregators.assistant()])
         self._task = PipelineWorker(
             pipeline,
             params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE,
@@ -193,6 +217,10 @@ class VoiceCall:
 
     async def _count_turn(self, *_: Any) -> None:
         self.usage.turns += 1
+
+    async def _customer_turn(self, _aggregator: Any, _strategy: Any, message: Any) -> None:
+        self.transcript.customer_said(str(getattr(message, "content", None) or ""),
+                                      getattr(message, "timestamp", None))
 
     async def _meter_loop(self) -> None:
         delay = METER_TICK_S
@@ -221,6 +249,26 @@ class VoiceCall:
         await self._task.queue_frames([TTSSpeakFrame(text or self.setup.config.goodbye),
                                        EndFrame()])
 
+    async def _ask_rating(self) -> None:
+        """CSAT: stop listening, ask for a 1-5 key, then say goodbye and end (after the
+        key, or after `CSAT_WAIT_S` without one)."""
+        if not self._listening or self._task is None:
+            return
+        self._listening = False
+        self._awaiting_rating = True
+        self._set_disposition("completed")
+        self._hang_up_after = True
+        await self._task.queue_frames([TTSSpeakFrame(CSAT_QUESTION)])
+        self._rating_task = asyncio.create_task(self._goodbye_after_rating(),
+                                                name="call-csat")
+
+    async def _goodbye_after_rating(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._rated.wait(), CSAT_WAIT_S)
+        if self._task is not None:
+            text = "Thank you for your rating. Goodbye." if self.rating else CALL_GOODBYE
+            await self._task.queue_frames([TTSSpeakFrame(text), EndFrame()])
+
     async def _hang_up(self) -> None:
         try:
             await self._control.hang_up()
@@ -231,6 +279,9 @@ class VoiceCall:
         ctx = ToolContext(self._pool, self.setup.origin, self.setup.operator_number)
         result = await run_tool(ctx, params.function_name, params.tool_call_id,
                                 dict(params.arguments))
+        self.transcript.tool_called(params.function_name, dict(params.arguments),
+                                    result.content)
+        self.resolved = self.resolved or result.resolved
         if result.failure is not None:
             self.tool_failures.append(result.failure)
             if self._on_tool_failure is not None:
@@ -244,7 +295,10 @@ class VoiceCall:
             return
         if result.action == "end":
             await params.result_callback(result.content)
-            await self.say_goodbye_and_end("completed", "Thank you for calling. Goodbye.")
+            if self.setup.csat:
+                await self._ask_rating()
+            else:
+                await self.say_goodbye_and_end("completed", CALL_GOODBYE)
             return
         await params.result_callback(result.content)
 

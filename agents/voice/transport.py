@@ -60,6 +60,7 @@ class PlayoutClock:
     heard_ms: int = 0
     first_audio_at: float | None = None  # monotonic time of the agent's first audio
     cleared: int = 0
+    heard_at_clear: int = 0  # heard_ms when the last clear was sent (a barge-in)
     speech_ended_at: float | None = None  # caller's speech not answered yet (monotonic)
     on_turn_latency: Callable[[float], None] | None = None
 
@@ -146,6 +147,7 @@ class CallOutput(BaseOutputTransport):
             # that starts after the agent finished has nothing to clear.
             if time.monotonic() < self._playing_until:
                 self._playing_until = 0.0
+                self._clock.heard_at_clear = self._clock.heard_ms
                 self._clock.cleared += 1
                 await self._channel.send_clear()
 

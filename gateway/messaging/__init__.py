@@ -3,8 +3,9 @@ out through the vendors' REST APIs, metered per token, message and segment, exac
 under retries. The design and its trade-offs are in docs/messaging.md.
 
 `add_messaging(app)` mounts the routes and starts what runs beside them: the worker that
-answers stored messages, and the recovery loop that takes over messages whose process
-died and retries charges that waited for credit.
+answers stored messages, the recovery loop that takes over messages whose process
+died and retries charges that waited for credit, and the conversations job (idle text
+conversations closed and summarized, transcripts past their retention deleted).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from agents.tokens import count_tokens
 from api.context import CREDIT_STORE, PG_POOL, REDIS
 from gateway.background import background_task
 from gateway.messaging import exchange, routes, store
+from gateway.messaging.conversations import run_conversation_jobs
 from gateway.messaging.deps import MESSAGING, Messaging, TenantProfiles
 from gateway.messaging.intake import schedule
 from gateway.messaging.vendors import GraphApi, TwilioMessages
@@ -114,5 +116,6 @@ async def _drain(app: web.Application) -> None:
 def add_messaging(app: web.Application) -> None:
     app.cleanup_ctx.append(_messaging_ctx)
     app.cleanup_ctx.append(background_task("messaging-recovery", run_recovery))
+    app.cleanup_ctx.append(background_task("conversations", run_conversation_jobs))
     app.on_shutdown.append(_drain)
     routes.add_routes(app)

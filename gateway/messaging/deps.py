@@ -29,6 +29,7 @@ from gateway.messaging.window import CustomerWindows
 from gateway.messaging.worker import MessageWorker
 from metering.agent_configs import AgentConfig, agent_config_for
 from metering.cards import card_for_tenant
+from metering.conversations.settings import TenantSettings, settings_of
 from metering.credit_store import CreditStore
 from metering.ratecard import RateCard
 
@@ -39,10 +40,11 @@ PROFILE_TTL_S = 30.0  # a changed rate card or agent config applies within this
 class TenantProfile:
     card: RateCard
     config: AgentConfig
+    settings: TenantSettings = field(default_factory=TenantSettings)  # conversations, CSAT
 
 
 class TenantProfiles:
-    """Each tenant's rate card and agent config, cached briefly: a burst of messages for
+    """Each tenant's rate card, agent config and settings, cached briefly: a burst of messages for
     one tenant costs two queries, not two per message."""
 
     def __init__(self, pool: asyncpg.Pool, ttl_s: float = PROFILE_TTL_S) -> None:
@@ -56,7 +58,8 @@ class TenantProfiles:
         if cached is not None and cached[0] > now:
             return cached[1]
         profile = TenantProfile(await card_for_tenant(self.pool, tenant),
-                                await agent_config_for(self.pool, tenant))
+                                await agent_config_for(self.pool, tenant),
+                                await settings_of(self.pool, tenant) or TenantSettings())
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[tenant] = (now + self.ttl_s, profile)

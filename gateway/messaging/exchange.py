@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 from agents.text_agent import AgentReply, AgentUnavailable, TextTurn
 from gateway.codecs.sms_segments import count_segments, truncate_to_segments
-from gateway.messaging import store
+from gateway.messaging import conversations, store
 from gateway.messaging.deps import Messaging, TenantProfile
 from gateway.messaging.store import Inbound, Outbound
 from gateway.messaging.vendors import Sent
@@ -60,11 +61,13 @@ async def _keep_if_pending(m: Messaging, channel: str, vendor_id: str,
         await store.set_charge_pending(m.pool, channel, vendor_id, True)
 
 
-async def charge_inbound(m: Messaging, msg: Inbound, profile: TenantProfile) -> None:
+async def charge_inbound(m: Messaging, msg: Inbound, profile: TenantProfile) -> int:
+    """The message's charge; returns the micro-credits billed (0 while pending)."""
     charge = await charge_inbound_message(
         m.credits, card=profile.card, tenant=str(msg.tenant_id), channel=msg.channel,
         vendor_id=msg.vendor_id, segments=msg.segments, now_ms=m.clock_ms())
     await _keep_if_pending(m, msg.channel, msg.vendor_id, charge)
+    return 0 if charge.status is ChargeStatus.PENDING else charge.micro
 
 
 async def process(m: Messaging, msg: Inbound) -> None:
@@ -82,13 +85,16 @@ async def answer(m: Messaging, msg: Inbound) -> str:
         return await _end(m, msg, "failed", error={"detail": "too many attempts"})
     tenant = str(msg.tenant_id)
     profile = await m.profiles.get(msg.tenant_id)
-    await charge_inbound(m, msg, profile)
+    charged = await charge_inbound(m, msg, profile)
     window_open = msg.channel != "whatsapp" or await m.windows.open(
         tenant, msg.customer, int(msg.vendor_time.timestamp() * 1000), m.clock_ms())
     if msg.body is None or not msg.body.strip():
         return await _end(m, msg, "unsupported")
     if not window_open:
         return await _end(m, msg, "expired")
+    if await conversations.rating_reply(m, msg, profile):
+        return await _end(m, msg, "rated")  # the answer to the rating question: no reply
+    conversation = await conversations.customer_message(m, msg, profile, charged)
     session = CreditSession(m.credits, profile.card, channel_policy(msg.channel, profile.card),
                             tenant, msg.credit_session_id, m.clock_ms,
                             meta={"inbound": msg.vendor_id, "customer": msg.customer})
@@ -109,7 +115,7 @@ async def answer(m: Messaging, msg: Inbound) -> str:
         await send_paused_notice(m, msg, profile, balance.topped_up)
         return await _end(m, msg, "paused", error=reason)
     try:
-        return await _converse(m, msg, profile, session)
+        return await _converse(m, msg, profile, session, conversation)
     except Exception:
         if session.open:
             await session.finish(details={"outcome": "error"})
@@ -117,7 +123,7 @@ async def answer(m: Messaging, msg: Inbound) -> str:
 
 
 async def _converse(m: Messaging, msg: Inbound, profile: TenantProfile,
-                    session: CreditSession) -> str:
+                    session: CreditSession, conversation: uuid.UUID) -> str:
     tenant = str(msg.tenant_id)
     history = await m.history.load(tenant, msg.channel, msg.customer)
     turn = TextTurn(msg.tenant_id, msg.channel, msg.customer, msg.exchange_id,
@@ -136,14 +142,23 @@ async def _converse(m: Messaging, msg: Inbound, profile: TenantProfile,
         if reply.text:  # the agent answered; the held credit cannot pay one segment
             reason = _short_of_credit(m, msg, sms_segment_micro(session.card),
                                       session.remaining)
-        await session.finish(details=exchange_record(reply, outcome="no_reply"))
+        settlement = await session.finish(details=exchange_record(reply, outcome="no_reply"))
+        await conversations.credits_only(m, conversation, settlement.billed)
         await m.history.append(tenant, msg.channel, msg.customer, reply.messages[:1])
         return await _end(m, msg, "no_reply", error=reason)
     if not await store.move(m.pool, msg, "sending", session_id=session.session_id):
         await session.finish(details=exchange_record(reply, outcome="superseded"))
         return "superseded"
     sent = await deliver(m, msg.channel, msg.business, msg.customer, text)
-    return await _settle(m, msg, session, reply, text, sent)
+    state = await _settle(m, msg, session, reply, text, sent)
+    billed = session.settlement.billed if session.settlement is not None else 0
+    if state != "replied":  # the tokens were billed; the customer got no reply
+        await conversations.credits_only(m, conversation, billed)
+        return state
+    await conversations.agent_replied(m, conversation, msg, profile, reply, text, billed)
+    if reply.action == "end":
+        await conversations.ended_by_agent(m, conversation)
+    return state
 
 
 def exchange_record(reply: AgentReply, /, **details: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -44,6 +45,12 @@ from gateway.codecs.twilio_media import (
 from gateway.logs import call_id_var, tenant_id_var
 from gateway.sessions import LiveSession
 from gateway.state import METRICS, SESSIONS, SETTINGS
+from gateway.voice.conversation import (
+    CallConversation,
+    call_settings,
+    open_call,
+    summarize_and_settle,
+)
 from gateway.voice.replay import call_session_id, claim, refused_replay
 from gateway.voice.state import (
     OPENAI_HTTP,
@@ -209,6 +216,9 @@ async def _run_call(request: web.Request, ws: web.WebSocketResponse,
     # fail before `_supervise` owns the settlement.
     number = await tenant_for_number(pool, to)
     config = await agent_config_for(pool, uuid.UUID(tenant))
+    conversation = CallConversation(uuid.UUID(tenant), start.call_sid,
+                                    await call_settings(app, uuid.UUID(tenant)),
+                                    dt.datetime.now(dt.UTC))
     calls = app[TWILIO_CALLS]
     grant = await credit.start()
     if grant.replayed:  # the call's session exists: never a second conversation on it
@@ -221,19 +231,24 @@ async def _run_call(request: web.Request, ws: web.WebSocketResponse,
             await calls.control(start.call_sid).hang_up()
         await _close(ws, WSCloseCode.OK, "no credit")
         return
+    await open_call(app, conversation, session_id=session_id,
+                    customer_hash=caller_hash(tenant, caller),
+                    customer_masked=mask_number(caller))
     setup = CallSetup(Origin(uuid.UUID(tenant), session_id, "phone", caller), config,
-                      app[VOICE_PROVIDERS], None if number is None else number.operator_number)
+                      app[VOICE_PROVIDERS], None if number is None else number.operator_number,
+                      csat=conversation.settings.csat_enabled)
     metrics = app[METRICS]
     call = VoiceCall(setup, TwilioChannel(ws, start.stream_sid), calls.control(start.call_sid),
                      credit, pool, app[VENDOR_HTTP], app[OPENAI_HTTP],
                      on_tool_failure=lambda f: metrics.tool_failures.labels(
                          channel=f.channel, tool=f.tool).inc(),
                      on_turn_latency=metrics.turn_latency.observe)
-    await _supervise(app, ws, parser, call, session_id)
+    await _supervise(app, ws, parser, call, session_id, conversation)
 
 
 async def _supervise(app: web.Application, ws: web.WebSocketResponse,
-                     parser: MediaStreamParser, call: VoiceCall, session_id: str) -> None:
+                     parser: MediaStreamParser, call: VoiceCall, session_id: str,
+                     conversation: CallConversation) -> None:
     sessions = app[SESSIONS]
 
     async def close(reason: str) -> None:
@@ -258,7 +273,8 @@ async def _supervise(app: web.Application, ws: web.WebSocketResponse,
         raise
     finally:
         try:
-            await call.credit.finish("settled", call.record(), call.usage.snapshot())
+            # The summary goes into the record (and the webhook); then the conversation.
+            await summarize_and_settle(app, conversation, call)
             log.info("call settled", extra={"event": call.disposition,
                                             "duration_ms": call.usage.call_ms()})
         finally:

@@ -28,6 +28,8 @@ class ChatState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # statuses to answer next, in order
     usage_sent: list[dict[str, int]] = field(default_factory=list)  # usage the client got
+    # Of those, the streamed completions' (the voice agent; not the summaries and chats).
+    streamed_usage_sent: list[dict[str, int]] = field(default_factory=list)
 
 
 CHAT = web.AppKey("chat_emulator", ChatState)
@@ -74,6 +76,7 @@ async def _stream(request: web.Request, state: ChatState, reply: Reply, base: di
         await response.write(b"data: " + orjson.dumps({**base, "choices": [], "usage": usage})
                              + b"\n\n")
         state.usage_sent.append(usage)
+        state.streamed_usage_sent.append(usage)
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response

@@ -50,6 +50,8 @@ def _arguments(tool: str, said: str) -> dict[str, Any]:
         return {"items": [{"name": said[:80], "quantity": 1}]}
     if tool == "transfer_to_human":
         return {"reason": "caller asked for a person"}
+    if tool == "end_call":
+        return {"resolved": not re.search(r"\b(unresolved|not solved)\b", said, re.I)}
     return {}
 
 

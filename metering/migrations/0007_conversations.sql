@@ -52,6 +52,7 @@ CREATE TABLE conversations (
     summary            text,
     rating             smallint CHECK (rating BETWEEN 1 AND 5),
     rated_at           timestamptz,
+    csat_asked_at      timestamptz,            -- text: when the rating question was sent
     settled_at         timestamptz           -- set once, when the rollups counted it
 );
 CREATE INDEX conversations_tenant_time ON conversations (tenant_id, started_at DESC, id);

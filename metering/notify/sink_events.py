@@ -52,6 +52,7 @@ def _session_event(row: tuple[Any, ...], outcomes: list[dict[str, Any]]) -> Even
         "started_at": started.isoformat(), "ended_at": ended.isoformat(),
         "duration_ms": int((ended - started).total_seconds() * 1000),
         "credits": format_credits(micro), "micro_credits": micro, "outcomes": outcomes,
+        "conversation_id": details.get("conversation_id"), "summary": details.get("summary"),
     }
     return Event(tenant, "session.completed", data, session, ended)
 

@@ -50,6 +50,10 @@ EXPECTED = {
     ("post", "/admin/tasks/{task_id}/resolve"), ("get", "/admin/templates"),
     ("put", "/admin/templates/{name}"), ("put", "/admin/tenants/{tenant_id}/billing-email"),
     ("get", "/admin/dashboard"),
+    ("get", "/v1/conversations"), ("get", "/v1/conversations.csv"),
+    ("get", "/v1/conversations/{conversation_id}"), ("get", "/v1/settings"),
+    ("patch", "/v1/settings"), ("get", "/admin/tenants/{tenant_id}/settings"),
+    ("patch", "/admin/tenants/{tenant_id}/settings"),
     ("post", "/v1/live/token"), ("get", "/v1/live"),
 }
 

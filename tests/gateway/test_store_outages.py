@@ -137,6 +137,9 @@ async def test_postgres_down_answers_503_then_recovers(
         assert voice.status == 503, await voice.text()
         admin = await client.get(f"/admin/tenants/{tenant.id}", headers=ADMIN)
         assert admin.status == 503
+        for path in ("/v1/conversations", "/v1/conversations.csv", "/v1/settings"):
+            response = await client.get(path, headers=tenant.auth)
+            assert response.status == 503, path
     finally:
         await reopen_database(servers.postgres_url, database_url)
     assert await _all_answer(client, tenant, 4) == [200] * 4

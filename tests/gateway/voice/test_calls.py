@@ -44,7 +44,7 @@ async def call_record(gateway: Gateway, call_sid: str) -> dict[str, Any]:
 
 
 def emulated_usage(emulators: RunningEmulators) -> dict[str, int]:
-    chat = emulators.config.chat.usage_sent
+    chat = emulators.config.chat.streamed_usage_sent  # the summary is on its own meter
     return {Meter.VOICE_INPUT_TOKENS.value: sum(u["prompt_tokens"] for u in chat),
             Meter.VOICE_OUTPUT_TOKENS.value: sum(u["completion_tokens"] for u in chat),
             Meter.TTS_CHARACTERS.value: emulators.config.vendors.tts_characters}
