@@ -1,10 +1,14 @@
 """The dashboard's figures in Chromium against a live gateway with real data: two weeks of
 settled conversations (`benchmarks.dashboard_data`, written as the gateway writes them),
-read back through GET /v1/kpis. The cards show what the rows say, computed here by hand
-from the fixture, with the change against the week before; every chart paints."""
+read back through GET /v1/kpis and GET /v1/conversations, and a phone call placed during
+the test through the emulators. The cards show what the rows say, computed here by hand
+from the fixture, with the change against the week before; every chart paints; the
+drawer shows a conversation's transcript, summary and charges; the call joins the recent
+conversations when it settles, without a reload; the CSV export answers."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -15,9 +19,11 @@ from playwright.async_api import Page
 from api.context import PG_POOL
 from benchmarks import dashboard_data
 from benchmarks.dashboard_data import SeededConversation
+from load.caller import CallScript
 from load.emulators.server import RunningEmulators
 from tests.api.browser import browser_page, coloured_pixels
 from tests.gateway.voice.conftest import Gateway, emulators, start_gateway  # noqa: F401
+from tests.gateway.voice.test_calls import place_call
 
 CHARTS = ["chart-conversations", "chart-success-rate", "chart-credits", "chart-handling",
           "chart-dispositions", "chart-channels"]
@@ -85,4 +91,49 @@ async def test_the_cards_show_the_rows_figures_and_every_chart_paints(
             assert await coloured_pixels(page, chart) > 100, chart
         mix = await page.text_content("#channel-mix") or ""
         assert "phone" in mix and "whatsapp" in mix
+        assert await page.text_content("#error") == ""
+
+
+async def test_the_drawer_and_a_call_that_ends_during_the_test(gateway: Gateway) -> None:
+    """The drawer shows a conversation's transcript (with what the caller heard of an
+    interrupted turn), summary and charges; a call placed through the emulators joins
+    the recent conversations when it settles, without a reload; the CSV export answers."""
+    rows, first, today = await seeded(gateway)
+    async with browser_page("dashboard-conversations") as page:
+        await sign_in(page, gateway, first, today)
+        shown = max((r for r in rows if r.transcript and r.channel == "phone"
+                     and r.started_at.date() >= first), key=lambda r: r.started_at)
+        await page.locator(f"#conversations tr[data-id='{shown.id}']").click()
+        await page.locator("#drawer-transcript .turn").first.wait_for()
+        assert await page.is_visible("#drawer")
+        assert await page.text_content("#drawer-summary") == shown.summary
+        turns = await page.locator("#drawer-transcript .turn").all_text_contents()
+        assert len(turns) == len(shown.transcript)
+        assert "Hello, Acme Dental" in turns[0]
+        assert "interrupted" in turns[2] and "heard: Of course. Let me check" in turns[2]
+        charges = await page.text_content("#drawer-charges") or ""
+        assert f"{shown.micro_credits // 1_000_000:,}.00" in charges
+        assert all(kind in charges for kind in shown.outcomes)
+        await page.click("#drawer-close")
+        assert not await page.is_visible("#drawer")
+
+        await page.evaluate("window.loadedOnce = true")  # gone if the page reloads
+        result, _ = await place_call(gateway, CallScript(
+            ["I would like to book an appointment tomorrow at 3pm"], max_call_s=30))
+        assert result.ended_by == "caller"
+        # Settled: a `conversations` event, and the list reloads itself with the call.
+        row = page.locator("#conversations tr", has_text="+1555***4321")
+        for _ in range(100):
+            if await row.count():
+                break
+            await gateway.drain_outbox()  # in case the settlement waits for the ledger
+            await asyncio.sleep(0.1)
+        await row.first.wait_for()
+        assert "phone" in (await row.first.text_content() or "")
+        assert await page.evaluate("window.loadedOnce") is True
+
+        async with page.expect_response(lambda r: "/v1/conversations.csv" in r.url) as got:
+            await page.click("#csv")
+        csv = await got.value
+        assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
         assert await page.text_content("#error") == ""
