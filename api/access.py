@@ -93,6 +93,10 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("GET", "/v1/kpis"): EVERYONE,
     ("GET", "/v1/kpis/commentary"): EVERYONE,
     ("GET", "/v1/reports/weekly"): EVERYONE,
+    ("GET", "/v1/conversations"): EVERYONE,
+    ("GET", "/v1/conversations.csv"): EVERYONE,
+    ("GET", "/v1/conversations/{conversation_id}"): EVERYONE,
+    ("GET", "/v1/settings"): EVERYONE,
     # ---- tenant: money ----------------------------------------------------------------
     ("GET", "/v1/balance"): MONEY,
     ("POST", "/v1/live/token"): MONEY,  # the stream carries the balance
@@ -124,12 +128,15 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("DELETE", "/v1/api-keys/{key_id}"): MANAGE,
     ("POST", "/v1/api-keys/{key_id}/rotate"): MANAGE,
     ("GET", "/v1/audit"): MANAGE,
+    ("PATCH", "/v1/settings"): MANAGE,
     # ---- operators --------------------------------------------------------------------
     ("POST", "/admin/tenants"): OPS_WRITE,
     ("GET", "/admin/tenants/{tenant_id}"): OPS_READ,
     ("POST", "/admin/tenants/{tenant_id}/numbers"): OPS_WRITE,
     ("GET", "/admin/tenants/{tenant_id}/agent"): OPS_READ,
     ("PUT", "/admin/tenants/{tenant_id}/agent"): OPS_WRITE,
+    ("GET", "/admin/tenants/{tenant_id}/settings"): OPS_READ,
+    ("PATCH", "/admin/tenants/{tenant_id}/settings"): OPS_WRITE,
     ("PUT", "/admin/tenants/{tenant_id}/plan"): OPS_WRITE,
     ("POST", "/admin/plans"): OPS_WRITE,
     ("GET", "/admin/plans"): OPS_READ,

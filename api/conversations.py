@@ -23,6 +23,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.admin import TENANT_ID
+from api.audit import audit
 from api.context import PG_POOL
 from api.errors import InvalidField, NotFound
 from api.models import Answer, Instant
@@ -254,6 +255,8 @@ async def _patch(request: web.Request, tenant_id: uuid.UUID) -> web.Response:
         raise InvalidField(exc.setting, exc.detail) from exc
     if changed is None:
         raise NotFound("no such tenant")
+    await audit(request, "settings.changed", target=str(tenant_id), changes=body,
+                tenant_id=tenant_id)
     return respond(Settings(**changed.to_json()))
 
 

@@ -36,7 +36,7 @@ def test_the_table_decides_only_routes_that_exist() -> None:
 def _path(template: str) -> str:
     filled = template
     for name in ("tenant_id", "user_id", "key_id", "webhook_id", "topup_id", "invoice_id",
-                 "task_id"):
+                 "task_id", "conversation_id"):
         filled = filled.replace("{" + name + "}", str(uuid.uuid4()))
     filled = (filled.replace("{call_sid}", "CA" + "0" * 32).replace("{plan_id}", "nope")
               .replace("{asset}", "nope.css").replace("{name}", "nope"))
