@@ -85,7 +85,7 @@ async def _shoot(base: str, key: str, output: Path, drawer: Path | None) -> None
             await page.wait_for_timeout(500)
             await page.fill("#key", "")  # no key in the picture
             await page.screenshot(path=output, full_page=True,
-                                  clip={"x": 0, "y": 0, "width": 1280, "height": 1780})
+                                  clip={"x": 0, "y": 0, "width": 1280, "height": 2300})
             if drawer is not None and listed:
                 await page.locator("#conversations tr.clickable", has_text="phone").first.click()
                 await page.locator("#drawer-transcript .turn").first.wait_for()

@@ -94,7 +94,8 @@ function previousPeriod(f) {
 }
 
 // ---- cards ------------------------------------------------------------------------
-function showDelta(id, now, before, rate) {
+// Green when the change is good: more successes, fewer operators brought in.
+function showDelta(id, now, before, rate, fewerIsBetter = false) {
   const el = $(id);
   el.className = "delta";
   if (now == null || before == null) { el.textContent = "no previous figure"; return; }
@@ -105,7 +106,7 @@ function showDelta(id, now, before, rate) {
     const ratio = before ? ` (${change >= 0 ? "+" : ""}${Math.round(change / before * 100)}%)` : "";
     el.textContent = `${change >= 0 ? "+" : ""}${fmtInt(change)}${ratio} vs previous period`;
   }
-  if (change !== 0) el.classList.add(change > 0 ? "up" : "down");
+  if (change !== 0) el.classList.add((change > 0) !== fewerIsBetter ? "up" : "down");
 }
 function showCards(current, previous) {
   const t = current.totals, p = previous ? previous.totals : {};
@@ -115,7 +116,7 @@ function showCards(current, previous) {
   $("card-appointments").textContent = fmtInt(t.appointments);
   showDelta("delta-success-rate", t.success_rate, p.success_rate, true);
   showDelta("delta-successes", t.successes, p.successes, false);
-  showDelta("delta-handoffs", t.handoffs, p.handoffs, false);
+  showDelta("delta-handoffs", t.handoffs, p.handoffs, false, true);
   showDelta("delta-appointments", t.appointments, p.appointments, false);
 }
 
