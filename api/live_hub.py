@@ -100,7 +100,6 @@ class LiveHub:
         self.reap_s = REAP_S
         self.streams: dict[str, set[Stream]] = {}
         self.count = 0
-        self.changes = 0  # Redis change messages read (all tenants), for the metrics
         self._dirty: set[str] = set()
         self._reading: dict[str, asyncio.Future[list[bytes]]] = {}
         self._reads = asyncio.Semaphore(SNAPSHOT_READS)
@@ -205,7 +204,6 @@ class LiveHub:
 
     # -- fan-out -----------------------------------------------------------------------
     def changed(self, tenant: str) -> None:
-        self.changes += 1
         if tenant in self.streams:
             self._dirty.add(tenant)
             self._wake.set()
