@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser lint types unit bench bench-calls bench-webhooks bench-invoices bench-kpis load clean
+.PHONY: run test browser lint types unit bench bench-calls bench-webhooks bench-invoices bench-kpis bench-live screenshot vendor-chartjs load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "voicegw needs Python 3.11+"'
@@ -56,6 +56,26 @@ bench-invoices: $(STAMP)
 # take a few minutes; needs PostgreSQL and Redis on their default local ports); records "KPIs".
 bench-kpis: $(STAMP)
 	$(BIN)/python -m benchmarks.kpis
+
+# What the live dashboard costs: the credit scripts' PUBLISH and the fan-out of one change
+# to 1,000 streams of GET /v1/live (about 1 minute); records "Live dashboard".
+bench-live: $(STAMP)
+	$(BIN)/python -m benchmarks.live
+
+# docs/dashboard.png (shown in README) and docs/dashboard-conversation.png: the dashboard
+# with 60 days of seeded conversations, in Chromium (see `browser`).
+screenshot: $(STAMP) browser
+	$(BIN)/python -m benchmarks.screenshot
+
+# Chart.js, vendored into the package once (the dashboard works offline, no CDN):
+# api/static/vendor/ keeps the minified UMD build, its license and VERSION.
+CHARTJS := 4.6.1
+vendor-chartjs:
+	rm -rf .vendor-tmp && mkdir .vendor-tmp && cd .vendor-tmp && npm pack --silent chart.js@$(CHARTJS) \
+	  && tar xzf chart.js-$(CHARTJS).tgz
+	grep -v '^//# sourceMappingURL' .vendor-tmp/package/dist/chart.umd.min.js > api/static/vendor/chart.umd.min.js
+	cp .vendor-tmp/package/LICENSE.md api/static/vendor/chart.js.LICENSE.md
+	rm -rf .vendor-tmp
 
 load: $(STAMP)
 	$(BIN)/python -m load.caller_cli --help

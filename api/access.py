@@ -63,6 +63,10 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/{asset}"): PUBLIC,
     ("GET", "/dashboard"): PUBLIC,
+    ("GET", "/dashboard/{asset}"): PUBLIC,
+    # The live stream authenticates itself: a single-use stream token in the query (a
+    # browser's EventSource sends no header), else what a MONEY route takes (api.live).
+    ("GET", "/v1/live"): PUBLIC,
     ("GET", "/dev/mail"): PUBLIC,  # mounted by `voicegw dev` only
     ("GET", "/whatsapp/webhook"): PUBLIC,
     ("POST", "/whatsapp/webhook"): PUBLIC,
@@ -95,6 +99,7 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("GET", "/v1/settings"): EVERYONE,
     # ---- tenant: money ----------------------------------------------------------------
     ("GET", "/v1/balance"): MONEY,
+    ("POST", "/v1/live/token"): MONEY,  # the stream carries the balance
     ("POST", "/v1/topups"): MONEY,
     ("GET", "/v1/topups/{topup_id}"): MONEY,
     ("GET", "/v1/plans"): MONEY,

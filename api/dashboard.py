@@ -1,4 +1,6 @@
-"""The tenant dashboard page: static HTML that reads the tenant API with the tenant's key."""
+"""The tenant dashboard page: static HTML and script that read the tenant API with the
+tenant's key, follow `GET /v1/live`, and draw charts with the vendored Chart.js
+(`static/vendor`, served from here: the page needs nothing from another origin)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,11 @@ from aiohttp import web
 
 from api.operations import Reply, add, operation
 
-_PAGE = resources.files("api") / "static" / "dashboard.html"
+_STATIC = resources.files("api") / "static"
+_ASSETS = {"dashboard.js": ("dashboard.js", "text/javascript"),
+           "chart.umd.min.js": ("vendor/chart.umd.min.js", "text/javascript")}
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'")
 
 
 @operation("GET", "/dashboard", "The tenant dashboard page (reads the API with a key)",
@@ -16,12 +22,24 @@ _PAGE = resources.files("api") / "static" / "dashboard.html"
                                          schema={"type": "string"})})
 async def dashboard_handler(request: web.Request) -> web.Response:
     return web.Response(
-        text=_PAGE.read_text(encoding="utf-8"),
+        text=(_STATIC / "dashboard.html").read_text(encoding="utf-8"),
         content_type="text/html",
-        headers={"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-                 "style-src 'unsafe-inline'", "Cache-Control": "no-store"},
+        headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
     )
 
 
+@operation("GET", "/dashboard/{asset}", "A script of the dashboard page", "docs",
+           responses={200: Reply("the file", media="text/javascript",
+                                 schema={"type": "string"})},
+           path_params={"asset": {"enum": sorted(_ASSETS)}}, hidden=True)
+async def dashboard_asset(request: web.Request) -> web.Response:
+    found = _ASSETS.get(request.match_info["asset"])
+    if found is None:
+        raise web.HTTPNotFound(text="no such file")
+    path, media = found
+    return web.Response(body=(_STATIC / path).read_bytes(), content_type=media,
+                        headers={"Cache-Control": "no-cache"})
+
+
 def add_routes(app: web.Application) -> None:
-    add(app, dashboard_handler)
+    add(app, dashboard_handler, dashboard_asset)

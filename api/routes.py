@@ -14,6 +14,7 @@ from api import (
     conversations,
     dashboard,
     kpis,
+    live,
     notify_api,
     openapi,
     pages,
@@ -31,6 +32,7 @@ def add_api_routes(app: web.Application) -> None:
     billing_tenant.add_routes(app)
     notify_api.add_routes(app)
     openapi.add_routes(app)
+    live.add_routes(app)
     dashboard.add_routes(app)
     kpis.add_routes(app)
     tariff_admin.add_routes(app)

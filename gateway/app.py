@@ -33,6 +33,7 @@ from api.context import (
     utcnow,
 )
 from api.keycache import add_key_cache
+from api.live_hub import LIVE_HUB, LiveHub, live_ctx
 from api.middleware import problem_middleware
 from api.routes import add_api_routes
 from gateway import health
@@ -99,6 +100,10 @@ async def _postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def _end_live_streams(app: web.Application) -> None:
+    app[LIVE_HUB].close_all()  # before the server waits for its handlers to return
+
+
 async def _drain_sessions(app: web.Application) -> None:
     closed = await app[SESSIONS].drain(app[SETTINGS].shutdown_grace_s)
     if closed:
@@ -130,6 +135,10 @@ def create_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(background_task("migrations", migrate_until_done))
     else:
         app[SCHEMA_READY].set()  # migrated by `voicegw migrate` or another process
+    live_streams = app[METRICS].live_streams
+    app[LIVE_HUB] = LiveHub(app, on_count=live_streams.set)
+    app.cleanup_ctx.append(live_ctx)
+    app.on_shutdown.append(_end_live_streams)
     app.on_shutdown.append(_drain_sessions)
     wire_metering(app)
     wire_reports(app)

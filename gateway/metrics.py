@@ -55,6 +55,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.families: dict[str, MetricWrapperBase] = {}
         self.active_calls = self.gauge("voicegw_active_calls", "Phone calls in progress")
+        self.live_streams = self.gauge(
+            "voicegw_live_streams", "Open dashboard event streams (GET /v1/live)")
         self.http_requests = self.counter(
             "voicegw_http_requests_total", "HTTP requests by route template and status",
             ("route", "status"))

@@ -65,3 +65,9 @@ def live_pattern(prefix: str) -> str:
 
 def tenant_of_live_key(prefix: str, key: str) -> str:
     return key[len(prefix) + 3 : -len("}:live")]
+
+
+def live_channel(prefix: str) -> str:
+    """The pub/sub channel the credit scripts PUBLISH a tenant id on after changing its
+    balance or sessions (lib.lua `changed`); the live dashboards subscribe to it."""
+    return f"{prefix}live-changes"

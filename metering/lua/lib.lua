@@ -81,6 +81,14 @@ local function session_state(sess)
   return {num(s[1]), num(s[2]), num(s[3]), num(s[4]), num(s[5])}
 end
 
+-- Live dashboards (api.live): every script that changes a balance or a session ends in
+-- alerts(), which says so here with one PUBLISH of the tenant id on one channel per key
+-- prefix (metering.keys.live_channel). Each gateway process holds one subscriber to it.
+local function changed(acct)
+  local prefix, tenant = string.match(acct, '^(.*){t:(.-)}')
+  redis.call('PUBLISH', prefix .. 'live-changes', tenant)
+end
+
 -- Balance alerts, exact and once across every gateway: after a script changed the
 -- balance, compare it with the alert state kept in the account hash; on a change, record
 -- the new state and put one `alert` event on the outbox (the sink turns it into webhooks
@@ -89,6 +97,7 @@ end
 -- `alert_low`, once per downward crossing. A state seen for the first time is recorded
 -- without an event.
 local function alerts(acct, outbox)
+  changed(acct)
   local a = redis.call('HMGET', acct, 'available', 'reserved', 'alert_low', 'alert_is_low',
                        'alert_paused')
   local available, reserved, threshold = num(a[1]), num(a[2]), num(a[3])

@@ -11,8 +11,8 @@ from typing import Any
 from playwright.async_api import Page, async_playwright
 
 from tests.api.accounts_env import PASSWORD, new_tenant_with_owner
+from tests.api.browser import ARGS, chromium
 from tests.api.conftest import Client, Mailbox, MovableClock
-from tests.api.test_dashboard_browser import ARGS, chromium
 
 
 async def _set_password_and_sign_in(page: Page, base: str, token: str, email: str) -> None:

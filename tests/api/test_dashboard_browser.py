@@ -6,29 +6,14 @@ PDF."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
-import pytest
 from playwright.async_api import async_playwright
 
 from tests.api.billing_env import create_plan
+from tests.api.browser import ARGS, chromium
 from tests.api.conftest import ADMIN, Client, MovableClock, at, new_tenant
 from tests.metering.notify_env import Receiver
-
-
-def chromium() -> str:
-    """Debian's chromium (Playwright's own browser download is not used): `make test`
-    installs it where apt-get can; VOICEGW_CHROMIUM names another binary."""
-    found = os.environ.get("VOICEGW_CHROMIUM") or shutil.which("chromium")
-    if not found:
-        pytest.fail("the browser tests need Chromium: `apt-get install chromium` "
-                    "(make test does it when run as root), or set VOICEGW_CHROMIUM")
-    return found
-
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
 
 
 async def test_the_dashboard_shows_billing_webhooks_and_alerts(

@@ -54,6 +54,7 @@ EXPECTED = {
     ("get", "/v1/conversations/{conversation_id}"), ("get", "/v1/settings"),
     ("patch", "/v1/settings"), ("get", "/admin/tenants/{tenant_id}/settings"),
     ("patch", "/admin/tenants/{tenant_id}/settings"),
+    ("post", "/v1/live/token"), ("get", "/v1/live"),
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from gateway.dev_mail import MailCatcher
-from tests.api.test_dashboard_browser import ARGS, chromium
+from tests.api.browser import ARGS, chromium
 from tests.gateway.helpers import ADMIN_TOKEN
 from tests.gateway.voice.tariff_env import (
     TariffGateway,
