@@ -1,19 +1,23 @@
-"""What the billing and webhook benchmarks share: a scratch database, the machine and its
-load, percentiles, and writing one's own section of BENCHMARKS.md (the way
-`make bench-calls` writes "## Phone calls": the other sections and a hand-written
-"### Analysis" at the end of ours are kept)."""
+"""What the benchmarks share: a scratch database and Redis prefix, waiting for a gateway
+child to be ready, the machine and its load, percentiles, and writing one's own section
+of BENCHMARKS.md (the way `make bench-calls` writes "## Phone calls": the other sections
+and a hand-written "### Analysis" at the end of ours are kept)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import platform
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import asyncpg
+import redis.asyncio as aioredis
 
 from load.bench_report import record as write_section
 from metering.migrate import migrate_url
@@ -79,3 +83,29 @@ def publish(text: str, output: str, heading: str, *, record_it: bool) -> None:
     if record_it:
         record(Path(output), heading, text)
         print(f"recorded in {output}")
+
+
+async def drop_redis_prefix(redis_url: str, prefix: str) -> None:
+    """Deletes a run's Redis keys (only ours: the prefix is new to the run)."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+async def wait_ready(http: aiohttp.ClientSession, base: str,
+                     gateway: subprocess.Popen[bytes]) -> None:
+    """Until the gateway child answers /readyz 200 (30 s); it exiting first is an error."""
+    for _ in range(300):
+        if gateway.poll() is not None:
+            raise RuntimeError("the gateway exited at start")
+        try:
+            async with http.get(f"{base}/readyz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the gateway did not become ready")

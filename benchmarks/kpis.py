@@ -36,6 +36,7 @@ from benchmarks.common import (
     percentile,
     publish,
     scratch_database,
+    wait_ready,
 )
 from gateway.embedded import LocalServers, free_port
 from metering.tenants import hash_api_key
@@ -152,20 +153,6 @@ def _gateway_env(redis_url: str, database_url: str, port: int, prefix: str) -> d
             "VOICEGW_MIGRATE_ON_START": "false", "VOICEGW_RUN_SINK": "false"}
 
 
-async def _ready(http: aiohttp.ClientSession, base: str,
-                 gateway: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if gateway.poll() is not None:
-            raise RuntimeError("the gateway exited at start")
-        try:
-            async with http.get(f"{base}/readyz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the gateway did not become ready")
-
 
 async def _time(http: aiohttp.ClientSession, url: str, params: dict[str, str],
                 requests: int) -> tuple[list[float], dict[str, object]]:
@@ -216,7 +203,7 @@ async def run(redis_url: str, postgres_url: str, *, conversations: int = 1_000_0
             try:
                 async with aiohttp.ClientSession(
                         timeout=aiohttp.ClientTimeout(total=60)) as http:
-                    await _ready(http, base, gateway)
+                    await wait_ready(http, base, gateway)
                     today = (now + dt.timedelta(hours=3)).date()  # Istanbul, UTC+3
                     first = today - dt.timedelta(days=29)
                     params = {"from": first.isoformat(), "to": today.isoformat()}

@@ -24,7 +24,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from benchmarks.__main__ import _drop_database, _scratch_database
-from benchmarks.screenshot import ADMIN, _delete_prefix, _settings
+from benchmarks.common import drop_redis_prefix
+from benchmarks.screenshot import ADMIN, _settings
 from gateway.app import create_app
 from gateway.embedded import LocalServers
 from load.bench_report import record
@@ -87,7 +88,7 @@ async def script_cost(redis_url: str, rounds: int = 5, sessions: int = 3000
     finally:
         reader.cancel()
         await pubsub.aclose()  # type: ignore[no-untyped-call]
-        await _delete_prefix(redis_url, prefix)
+        await drop_redis_prefix(redis_url, prefix)
         await redis.aclose()
     assert received > 0
     return with_publish, without
@@ -133,7 +134,7 @@ async def fan_out(redis_url: str, database_url: str, streams: int = 1000, tenant
                 response.close()
     finally:
         await runner.cleanup()
-        await _delete_prefix(redis_url, prefix)
+        await drop_redis_prefix(redis_url, prefix)
     return connect_s, latencies
 
 

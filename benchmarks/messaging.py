@@ -28,8 +28,8 @@ from urllib.parse import urlencode
 import aiohttp
 import asyncpg
 import orjson
-import redis.asyncio as aioredis
 
+from benchmarks.common import drop_redis_prefix, wait_ready
 from gateway.embedded import LocalServers, free_port
 from load.emulators.openai_chat import ChatState, ChatTiming
 from load.emulators.rest_vendors import VendorState
@@ -90,20 +90,6 @@ def _gateway_env(redis_url: str, database_url: str, port: int, urls: dict[str, s
             "VOICEGW_TWILIO_API_BASE": urls["twilio"], "VOICEGW_TWILIO_ACCOUNT_SID": ACCOUNT,
             "VOICEGW_TWILIO_AUTH_TOKEN": TWILIO_TOKEN}
 
-
-async def _ready(http: aiohttp.ClientSession, base: str, gateway: subprocess.Popen[bytes]
-                 ) -> None:
-    for _ in range(300):
-        if gateway.poll() is not None:
-            raise RuntimeError("the gateway exited at start")
-        try:
-            async with http.get(f"{base}/readyz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the gateway did not become ready")
 
 
 async def _tenant(http: aiohttp.ClientSession, base: str, database_url: str) -> None:
@@ -211,7 +197,7 @@ async def run(redis_url: str, server_url: str, *, messages: int = 2000, batch: i
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-            await _ready(http, base, gateway)
+            await wait_ready(http, base, gateway)
             await _tenant(http, base, database_url)
             return [await _measure(channel, http, base, gateway.pid, emulators, messages,
                                    batch, concurrency) for channel in ("whatsapp", "sms")]
@@ -221,17 +207,8 @@ async def run(redis_url: str, server_url: str, *, messages: int = 2000, batch: i
         await emulators.stop()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
-        await _drop_keys(redis_url, prefix)
+        await drop_redis_prefix(redis_url, prefix)
 
-
-async def _drop_keys(redis_url: str, prefix: str) -> None:
-    """The run's Redis keys (windows, histories, outbox streams) go with its database."""
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            await client.delete(key)
-    finally:
-        await client.aclose()
 
 
 def rows(results: list[ChannelResult]) -> list[str]:

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 from playwright.async_api import async_playwright
 
 from api.context import CREDIT_STORE, PG_POOL
 from benchmarks import dashboard_data
 from benchmarks.__main__ import _drop_database, _scratch_database
+from benchmarks.common import drop_redis_prefix
 from gateway.app import create_app
 from gateway.config import load_settings
 from gateway.embedded import LocalServers
@@ -119,19 +119,10 @@ async def _main(output: Path, drawer: Path | None) -> None:
         finally:
             await runner.cleanup()
             await _drop_database(servers.postgres_url, name)
-            await _delete_prefix(servers.redis_url, prefix)
+            await drop_redis_prefix(servers.redis_url, prefix)
     finally:
         servers.close()
 
-
-async def _delete_prefix(redis_url: str, prefix: str) -> None:
-    """Deletes the scratch prefix's keys (only ours: the prefix is new)."""
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            await client.delete(key)
-    finally:
-        await client.aclose()
 
 
 def main() -> None:
