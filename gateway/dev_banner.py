@@ -21,7 +21,7 @@ DEMO_SMS_TEXT = "Hi, can I book a cleaning next week?"
 
 def running_info(settings: Settings, port: int, state: dict[str, Any],
                  emulators: dict[str, str], *, demo_number: str,
-                 whatsapp_id: str) -> dict[str, Any]:
+                 whatsapp_id: str, demo_owner: str, demo_operator: str) -> dict[str, Any]:
     """The `running` section of dev.json."""
     return {
         "pid": os.getpid(),
@@ -39,6 +39,9 @@ def running_info(settings: Settings, port: int, state: dict[str, Any],
         "demo_tenant_id": state["demo_tenant_id"],
         "demo_api_key": state["demo_api_key"],
         "demo_number": demo_number,
+        "demo_owner": demo_owner,
+        "demo_operator": demo_operator,
+        "demo_password": state["demo_password"],
     }
 
 
@@ -95,6 +98,8 @@ def banner(info: dict[str, Any], emulated: list[str]) -> str:
         f"  health          {base}/readyz",
         f"  metrics         {base}/metrics",
         f"  dashboard       {base}/dashboard",
+        f"  operator page   {base}/admin/dashboard",
+        f"  sign in         {base}/login",
         f"  public URL      {info['public_url']}",
         f"  emulators       {info['emulators_url']}",
         f"  emulated        {', '.join(emulated) or 'none (real vendors configured)'}",
@@ -107,6 +112,9 @@ def banner(info: dict[str, Any], emulated: list[str]) -> str:
         f"  demo tenant     {info['demo_tenant_id']}",
         f"  demo API key    {info['demo_api_key']}",
         f"  demo number     {info['demo_number']}",
+        f"  demo owner      {info['demo_owner']}",
+        f"  demo operator   {info['demo_operator']}",
+        f"  demo password   {info['demo_password']}",
         f"  WhatsApp id     {info['whatsapp_phone_number_id']}",
         "  (all of it is in the data directory's dev.json, under \"running\")",
         "",

@@ -41,6 +41,8 @@ from metering.migrate import migrate_url
 
 DEMO_NUMBER = "+15550100001"
 DEMO_WHATSAPP_ID = "demo-wa-phone-id"
+DEMO_OWNER = "owner@demo.voicegw.test"       # signs in to /dashboard
+DEMO_OPERATOR = "operator@demo.voicegw.test"  # signs in to /admin/dashboard
 # The demo number's monthly fee (10,000 credits, prorated) is charged from this, and a
 # demo call costs a few hundred credits: enough for a good while of trying things out.
 DEMO_CREDITS = 100_000
@@ -192,7 +194,8 @@ async def _dev_main(settings: Settings, state: dict[str, Any], state_path: Path,
         await _ensure_demo_tenant(app, state, state_path)
         state["running"] = running_info(settings, port, state, emulators,
                                         demo_number=DEMO_NUMBER,
-                                        whatsapp_id=DEMO_WHATSAPP_ID)
+                                        whatsapp_id=DEMO_WHATSAPP_ID,
+                                        demo_owner=DEMO_OWNER, demo_operator=DEMO_OPERATOR)
         if catch_mail:
             state["running"]["mail_url"] = f"http://{settings.host}:{port}/dev/mail"
         _save_state(state_path, state)
@@ -206,6 +209,23 @@ async def _dev_main(settings: Settings, state: dict[str, Any], state_path: Path,
             configure=(lambda app: add_mail_routes(app, catcher)) if catch_mail else None)
     finally:
         await catcher.stop()
+
+
+async def _ensure_demo_people(pool: asyncpg.Pool, tenant_id: uuid.UUID, state: dict[str, Any],
+                              path: Path) -> None:
+    """The demo tenant's owner and an operator, with one password kept in dev.json: the
+    dashboards are entered by signing in (docs/accounts.md), and a laptop has no mailbox
+    to receive an invite link (the dev mail page shows them, but a first run should not
+    need one)."""
+    from metering.accounts.users import ensure_user
+
+    if "demo_password" not in state:
+        state["demo_password"] = secrets.token_urlsafe(12)
+        _save_state(path, state)
+    await ensure_user(pool, tenant_id=tenant_id, email=DEMO_OWNER, role="owner",
+                      password=state["demo_password"])
+    await ensure_user(pool, tenant_id=None, email=DEMO_OPERATOR, role="operator",
+                      password=state["demo_password"])
 
 
 _VENDOR_SETTINGS = {
@@ -253,6 +273,7 @@ async def _ensure_demo_tenant(app: web.Application, state: dict[str, Any], path:
         await add_number(pool, PhoneNumber(DEMO_NUMBER, tenant_id, "local", DEMO_WHATSAPP_ID,
                                            "+15550100099"))
         _save_state(path, state)
+    await _ensure_demo_people(pool, tenant_id, state, path)
     await topup(pool, app[CREDIT_STORE], tenant_id=tenant_id,
                 idempotency_key=DEMO_CREDIT_KEY, credits=DEMO_CREDITS,
                 reference="voicegw dev demo credit")

@@ -181,6 +181,25 @@ async def delete_user(pool: asyncpg.Pool, *, tenant_id: uuid.UUID | None, user_i
     return user
 
 
+async def ensure_user(pool: asyncpg.Pool, *, tenant_id: uuid.UUID | None, email: str,
+                      role: str, password: str) -> User:
+    """A user with a known password, created when missing and left as it is otherwise
+    (`voicegw dev`'s demo sign-ins: no invite link to follow on a laptop)."""
+    email = check_email(email)
+    check_role(role, operator=tenant_id is None)
+    hashed = await asyncio.to_thread(hash_password, password)
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            f"""INSERT INTO users (id, tenant_id, email, role, password_hash)
+                VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
+                RETURNING {_COLUMNS}""", uuid.uuid4(), tenant_id, email, role, hashed)  # noqa: S608
+        if row is None:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM users WHERE email = $1", email)  # noqa: S608
+    assert row is not None
+    return _user(row)
+
+
 async def set_password(pool: asyncpg.Pool, *, token: str, password: str,
                        now: dt.datetime) -> User:
     """Uses an invite or reset link once: the password is set and every session of the

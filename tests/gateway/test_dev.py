@@ -105,6 +105,31 @@ def _get(url: str, key: str | None = None, body: dict[str, Any] | None = None,
         raise AssertionError(f"{url}: {exc.code} {exc.read()!r}") from exc
 
 
+def _sign_in(base: str, email: str, password: str) -> tuple[int, dict[str, Any], str]:
+    """POST /auth/login; the answer, its body and the session cookie's header."""
+    request = urllib.request.Request(  # noqa: S310 - the loopback gateway of this test
+        f"{base}/auth/login", data=json.dumps({"email": email, "password": password}).encode(),
+        headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, json.loads(response.read()), \
+                response.headers.get("Set-Cookie", "")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), ""
+
+
+def _check_demo_sign_ins(base: str, banner: dict[str, str]) -> None:
+    """The banner's owner and operator sign in with its password; a wrong one does not."""
+    password = banner["demo password"]
+    for email, role in ((banner["demo owner"], "owner"), (banner["demo operator"], "operator")):
+        status, body, cookie = _sign_in(base, email, password)
+        assert status == 200 and body["user"]["role"] == role, body
+        assert cookie.startswith("vgw_session=") and "HttpOnly" in cookie
+        assert "Secure" not in cookie  # http on a laptop: the dev gateway sets no Secure
+    status, body, _ = _sign_in(base, banner["demo owner"], password + "x")
+    assert status == 401, body
+
+
 def _stop(process: subprocess.Popen[str]) -> int:
     process.send_signal(signal.SIGINT)
     return process.wait(60)
@@ -184,6 +209,7 @@ def test_dev_runs_and_keeps_its_data(tmp_path: Path) -> None:
         assert balance["paused"] is False and balance["paused_channels"] == []
         running = _check_dev_json(data, banner)
         _check_dev_mail(running)
+        _check_demo_sign_ins(base, banner)
         (emulator_pid,) = [pid for pid, args in _children(process.pid).items()
                            if "load.emulators" in args]
         for call_sid in _place_demo_calls(banner, data, tmp_path):
@@ -215,6 +241,8 @@ def test_dev_runs_and_keeps_its_data(tmp_path: Path) -> None:
         assert second["demo API key"] == key
         assert second["demo tenant"] == banner["demo tenant"]
         assert second["admin token"] == banner["admin token"]
+        assert second["demo password"] == banner["demo password"]
+        _check_demo_sign_ins(second["gateway"], second)  # the same people, not doubled
         _, balance = _get(f"{second['gateway']}/v1/balance", key)
         assert balance["available_micro_credits"] == \
             topped["balance"]["available_micro_credits"]  # granted once, not again
