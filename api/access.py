@@ -65,7 +65,8 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("GET", "/dashboard"): PUBLIC,
     ("GET", "/dashboard/{asset}"): PUBLIC,
     # The live stream authenticates itself: a single-use stream token in the query (a
-    # browser's EventSource sends no header), else what a MONEY route takes (api.live).
+    # browser's EventSource sends no header), else what an EVERYONE route takes; only
+    # the MONEY roles get its balance events (api.live).
     ("GET", "/v1/live"): PUBLIC,
     ("GET", "/dev/mail"): PUBLIC,  # mounted by `voicegw dev` only
     ("GET", "/whatsapp/webhook"): PUBLIC,
@@ -97,9 +98,10 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("GET", "/v1/conversations.csv"): EVERYONE,
     ("GET", "/v1/conversations/{conversation_id}"): EVERYONE,
     ("GET", "/v1/settings"): EVERYONE,
+    ("POST", "/v1/live/token"): EVERYONE,  # balance events for MONEY roles only
     # ---- tenant: money ----------------------------------------------------------------
     ("GET", "/v1/balance"): MONEY,
-    ("POST", "/v1/live/token"): MONEY,  # the stream carries the balance
+
     ("POST", "/v1/topups"): MONEY,
     ("GET", "/v1/topups/{topup_id}"): MONEY,
     ("GET", "/v1/plans"): MONEY,
