@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, Response, async_playwright
 
 from api.context import PG_POOL
 from benchmarks import dashboard_data
-from tests.api.accounts_env import PASSWORD, new_tenant_with_owner
+from tests.api.accounts_env import PASSWORD, bearer, invite, join, new_tenant_with_owner
 from tests.api.billing_env import create_plan
 from tests.api.browser import ARGS, chromium, coloured_pixels
 from tests.api.conftest import ADMIN, Client, Mailbox, MovableClock
@@ -232,5 +232,63 @@ async def test_an_operator_viewer_reads_tasks_but_cannot_send_or_resolve(
             assert not await hidden(operator.page, "#send")
             assert not await hidden(operator.page, "#resolve-form")
             assert not await hidden(operator.page, "#review-section")
+        finally:
+            await browser.close()
+
+
+async def test_billing_sees_money_but_no_webhooks_and_a_read_key_no_forms(
+        accounts_client: Client, mailbox: Mailbox, clock: MovableClock) -> None:
+    """A billing user sees the balance, plan, invoices and alerts, but no webhooks and no
+    links to the users and keys pages; a pasted read key sees the money and webhooks
+    without any form that changes them. Neither page meets a refusal."""
+    client = accounts_client
+    clock.at = dt.datetime.now(dt.UTC)
+    tenant = await new_tenant_with_owner(client, "owner@acme.test")
+    full = bearer(tenant["api_key"])
+    await invite(client, full, "bill@acme.test", "billing")
+    billing = await join(client, mailbox, "bill@acme.test")
+    made = await client.post("/v1/api-keys", headers=full,
+                             json={"name": "reporting", "scope": "read"})
+    assert made.status == 201, await made.text()
+    read_key = (await made.json())["key"]
+    base = str(client.make_url("")).rstrip("/")
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium(), args=ARGS)
+        try:
+            person = await new_page(browser)
+            page = person.page
+            await page.context.add_cookies([{"name": "vgw_session", "value": billing.session,
+                                             "url": base}])
+            await page.goto(f"{base}/dashboard")
+            await page.locator("#who", has_text="bill@acme.test (billing)").wait_for()
+            await page.locator("#live-status", has_text="live").wait_for()
+            await page.locator("#available", has_text=".").wait_for()
+            await page.locator("#plan", has_text="prepaid").wait_for()
+            for part in ("#balance-panel", "#billing", "#alerts-section", "#plan-form"):
+                assert not await hidden(page, part), part
+            for part in ("#webhooks-section", "#users-link", "#keys-link"):
+                assert await hidden(page, part), part
+            assert await page.text_content("#error") == ""
+            assert [r for r in person.refused if not r[1].startswith("auth/session")] == []
+
+            scripted = await new_page(browser)
+            page = scripted.page
+            await page.goto(f"{base}/dashboard")
+            await page.locator("#signin").wait_for()
+            await page.fill("#key", read_key)
+            await page.click("#login button")
+            await page.locator("#who", has_text="reporting (read)").wait_for()
+            await page.locator("#available", has_text=".").wait_for()
+            await page.locator("#plan", has_text="prepaid").wait_for()
+            for part in ("#billing", "#webhooks-section", "#alerts-section"):
+                assert not await hidden(page, part), part
+            for part in ("#plan-form", "#webhook-form", "#users-link", "#keys-link"):
+                assert await hidden(page, part), part
+            assert await page.is_disabled("#alerts-form button")
+            assert await page.text_content("#error") == ""
+            assert [r for r in scripted.refused if not r[1].startswith("auth/session")] == []
+            await sign_out_and_reload(page)  # the key is forgotten
+            assert await page.evaluate("sessionStorage.getItem('voicegw.api_key')") is None
         finally:
             await browser.close()
