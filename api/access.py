@@ -6,7 +6,8 @@ A decision names the area and the roles allowed:
   their own signatures);
 - `session`: any signed-in person (`/auth/session`, `/auth/logout`);
 - `tenant`: a tenant's users with one of `roles`, or an API key of the tenant: a `full`
-  key anywhere, a `read` key only on GET (a write answers 403 `insufficient_scope`);
+  key anywhere, a `read` key only on GET (a write answers 403 `insufficient_scope`) and
+  on the few other methods marked `reads` (they change nothing the tenant owns);
 - `admin`: the admin token, or an operator user with one of `roles`.
 
 `tests/api/test_access.py` fails when a mounted route has no decision here. A route
@@ -31,6 +32,7 @@ OPERATOR_ROLES = (OPERATOR, VIEWER)
 class Decision:
     area: Area
     roles: frozenset[str] = frozenset()
+    reads: bool = False  # not a GET, yet changes nothing: a read key may call it
 
     def allows(self, role: str) -> bool:
         return role in self.roles
@@ -50,6 +52,8 @@ def admin(*roles: str) -> Decision:
 
 EVERYONE = tenant(OWNER, ADMIN, BILLING, ANALYST)  # reading KPIs, usage, calls
 MONEY = tenant(OWNER, ADMIN, BILLING)               # balance, top-ups, plan, invoices
+# A stream token: a POST, but it only reads (every role; balance events for MONEY roles).
+LIVE_TOKEN = Decision("tenant", EVERYONE.roles, reads=True)
 MANAGE = tenant(OWNER, ADMIN)                       # users, keys, webhooks, messages, audit
 OPS_READ = admin(OPERATOR, VIEWER)
 OPS_WRITE = admin(OPERATOR)
@@ -65,7 +69,8 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("GET", "/dashboard"): PUBLIC,
     ("GET", "/dashboard/{asset}"): PUBLIC,
     # The live stream authenticates itself: a single-use stream token in the query (a
-    # browser's EventSource sends no header), else what a MONEY route takes (api.live).
+    # browser's EventSource sends no header), else what an EVERYONE route takes; only
+    # the MONEY roles get its balance events (api.live).
     ("GET", "/v1/live"): PUBLIC,
     ("GET", "/dev/mail"): PUBLIC,  # mounted by `voicegw dev` only
     ("GET", "/whatsapp/webhook"): PUBLIC,
@@ -97,9 +102,10 @@ ROUTES: dict[tuple[str, str], Decision] = {
     ("GET", "/v1/conversations.csv"): EVERYONE,
     ("GET", "/v1/conversations/{conversation_id}"): EVERYONE,
     ("GET", "/v1/settings"): EVERYONE,
+    ("POST", "/v1/live/token"): LIVE_TOKEN,
     # ---- tenant: money ----------------------------------------------------------------
     ("GET", "/v1/balance"): MONEY,
-    ("POST", "/v1/live/token"): MONEY,  # the stream carries the balance
+
     ("POST", "/v1/topups"): MONEY,
     ("GET", "/v1/topups/{topup_id}"): MONEY,
     ("GET", "/v1/plans"): MONEY,

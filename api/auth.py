@@ -117,7 +117,8 @@ async def _tenant(request: web.Request, decision: Decision) -> Principal:
         key = await request.app[KEY_CACHE].lookup(request.app, token, request.app[CLOCK]())
         if key is None:
             raise Unauthorized("the API key is not valid")
-        if key.scope != "full" and request.method not in SAFE_METHODS:
+        if (key.scope != "full" and request.method not in SAFE_METHODS
+                and not decision.reads):
             raise Forbidden("this API key may only read: use a key with scope full",
                             code="insufficient_scope")
         return Principal("api_key", key.tenant_id, scope=key.scope, id=str(key.id),

@@ -1,6 +1,8 @@
-"""The tenant dashboard page: static HTML and script that read the tenant API with the
-tenant's key, follow `GET /v1/live`, and draw charts with the vendored Chart.js
-(`static/vendor`, served from here: the page needs nothing from another origin)."""
+"""The tenant dashboard page: static HTML and script that read the tenant API as the
+signed-in person (through `/auth.js`: the session cookie and CSRF header) or with a key
+pasted into the tab, show what the role allows, follow `GET /v1/live`, and draw charts
+with the vendored Chart.js (`static/vendor`, served from here: the page needs nothing from
+another origin)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ _CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'
         "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'")
 
 
-@operation("GET", "/dashboard", "The tenant dashboard page (reads the API with a key)",
+@operation("GET", "/dashboard", "The tenant dashboard page (a signed-in user or an API key)",
            "docs", responses={200: Reply("an HTML page", media="text/html",
                                          schema={"type": "string"})})
 async def dashboard_handler(request: web.Request) -> web.Response:

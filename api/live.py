@@ -13,6 +13,10 @@ Events (docs/dashboard.md): `balance` (the `GET /v1/balance` document), `session
 (`{"settled": [ids]}`, conversations that just settled; read them with
 `GET /v1/conversations/{id}`), `bye` (the server is shutting down: reconnect); a comment
 line every 15 s on an idle stream.
+
+Every role of the tenant may follow its live sessions and settled conversations; only
+those who see the balance (API keys, owners, admins, billing: `api.access.MONEY`) get
+`balance` events. The token remembers which.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ import uuid
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.access import MONEY
-from api.auth import authenticate
+from api.access import EVERYONE, MONEY
+from api.auth import Principal, authenticate, principal_of
 from api.context import REDIS, REDIS_PREFIX
 from api.errors import Unauthorized, Unavailable
 from api.live_hub import _CLOSE, LIVE_HUB, Stream, TooManyStreams, sse
@@ -36,6 +40,7 @@ from api.requests import parse_query, require_tenant
 
 TOKEN_TTL_S = 60
 TOKEN_PREFIX = "lst_"  # noqa: S105 - a marker that names the kind of token, no secret
+_NO_BALANCE = "sessions-only"  # held with the tenant: a stream without balance events
 
 
 class LiveToken(BaseModel):
@@ -66,28 +71,37 @@ def _token_key(request: web.Request, token: str) -> str:
 async def create_live_token(request: web.Request) -> web.Response:
     tenant_id = await require_tenant(request)
     token = TOKEN_PREFIX + secrets.token_urlsafe(24)
-    await request.app[REDIS].set(_token_key(request, token), str(tenant_id), ex=TOKEN_TTL_S)
+    held = str(tenant_id)
+    if not sees_balance(principal_of(request)):
+        held += " " + _NO_BALANCE
+    await request.app[REDIS].set(_token_key(request, token), held, ex=TOKEN_TTL_S)
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=TOKEN_TTL_S)
     return respond(LiveToken(token=token, expires_at=expires.isoformat(),
                              url=f"/v1/live?token={token}"), status=201)
 
 
-async def _stream_tenant(request: web.Request) -> uuid.UUID:
-    """The stream's tenant: the token's, or the caller's as on any MONEY route (an API
-    key, or a signed-in user whose role sees the balance). `api.access` lists the route
-    as public because the token in the query is a credential the middleware does not
-    know."""
+def sees_balance(principal: Principal) -> bool:
+    """API keys (any scope may read the balance) and the roles of MONEY routes."""
+    return principal.kind == "api_key" or MONEY.allows(principal.role or "")
+
+
+async def _stream_tenant(request: web.Request) -> tuple[uuid.UUID, bool]:
+    """The stream's tenant and whether it carries the balance: the token's, or the
+    caller's as on any tenant route (an API key, or a signed-in user of any role).
+    `api.access` lists the route as public because the token in the query is a
+    credential the middleware does not know."""
     query = parse_query(request, LiveQuery)
     if query.token is None:
-        principal = await authenticate(request, MONEY)
+        principal = await authenticate(request, EVERYONE)
         if principal is None or principal.tenant_id is None:
             raise Unauthorized("send Authorization: Bearer <key>, or a stream token")
-        return principal.tenant_id
+        return principal.tenant_id, sees_balance(principal)
     raw = await request.app[REDIS].getdel(_token_key(request, query.token))
     if raw is None:
         raise Unauthorized("the stream token is unknown, expired or already used: "
                            "ask POST /v1/live/token for another", code="invalid_stream_token")
-    return uuid.UUID(raw.decode() if isinstance(raw, bytes) else str(raw))
+    tenant, _, limit = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition(" ")
+    return uuid.UUID(tenant), limit != _NO_BALANCE
 
 
 @operation("GET", "/v1/live", "Balance, live sessions and settled conversations as they "
@@ -101,10 +115,11 @@ async def _stream_tenant(request: web.Request) -> uuid.UUID:
                        "API key in the header, or with `?token=` from `POST "
                        "/v1/live/token` (browsers). docs/dashboard.md.")
 async def live_stream(request: web.Request) -> web.StreamResponse:
-    tenant = str(await _stream_tenant(request))
+    tenant_id, balance = await _stream_tenant(request)
+    tenant = str(tenant_id)
     hub = request.app[LIVE_HUB]
     try:
-        stream = hub.open(tenant, request)
+        stream = hub.open(tenant, request, balance=balance)
     except TooManyStreams as exc:
         raise Unavailable(str(exc), code="live_streams_full") from exc
     response = web.StreamResponse(headers={
@@ -114,7 +129,7 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
         first = await hub.snapshot(tenant)  # a store away: 503 before the stream starts
         await response.prepare(request)
         try:
-            await response.write(b"retry: 3000\n\n" + b"".join(first))
+            await response.write(b"retry: 3000\n\n" + b"".join(stream.visible(first)))
             await _pump(response, stream, hub.heartbeat_s)
         except ConnectionError:  # the client went away mid-write: nothing more to say
             pass

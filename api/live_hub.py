@@ -47,6 +47,7 @@ SNAPSHOT_READS = 8  # snapshots read at once (each: a few Redis and one PostgreS
 REAP_S = 1.0  # how often streams are checked for a client gone
 RETRY_S = (0.5, 1.0, 2.0, 5.0)  # backoff of a lost subscription
 _CLOSE = b""  # the queue item that ends a stream
+_BALANCE_EVENT = b"event: balance\n"
 
 
 def sse(event: str, data: Any) -> bytes:
@@ -63,6 +64,12 @@ class Stream:
     request: web.Request | None = None
     queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
+    balance: bool = True  # False: a role that does not see the balance (no such events)
+
+    def visible(self, events: list[bytes]) -> list[bytes]:
+        if self.balance:
+            return events
+        return [e for e in events if not e.startswith(_BALANCE_EVENT)]
 
     def put(self, chunk: bytes) -> None:
         if self.dropped:
@@ -109,10 +116,11 @@ class LiveHub:
         self._pg_up = False
 
     # -- streams -----------------------------------------------------------------------
-    def open(self, tenant: str, request: web.Request | None = None) -> Stream:
+    def open(self, tenant: str, request: web.Request | None = None, *,
+             balance: bool = True) -> Stream:
         if self.count >= self.max_streams:
             raise TooManyStreams(f"this process holds {self.max_streams} live streams")
-        stream = Stream(tenant, request)
+        stream = Stream(tenant, request, balance=balance)
         self.streams.setdefault(tenant, set()).add(stream)
         self._counted(+1)
         return stream
@@ -235,7 +243,7 @@ class LiveHub:
                     log.warning("live snapshot of %s failed: %r", tenant, exc)
                     continue
                 for stream in list(self.streams.get(tenant, ())):
-                    for event in events:
+                    for event in stream.visible(events):
                         stream.put(event)
             await asyncio.sleep(self.flush_s)  # coalesce the next burst
 

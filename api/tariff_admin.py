@@ -173,14 +173,16 @@ async def put_billing_email(request: web.Request) -> web.Response:
                                       billing_email=body.billing_email))
 
 
-@operation("GET", "/admin/dashboard", "The operator page (reads the admin API with a token)",
+@operation("GET", "/admin/dashboard", "The operator page (a signed-in operator, or the "
+           "admin token)",
            "docs", responses={200: Reply("an HTML page", media="text/html",
                                          schema={"type": "string"})})
 async def admin_dashboard(request: web.Request) -> web.Response:
     return web.Response(
         text=_PAGE.read_text(encoding="utf-8"), content_type="text/html",
-        headers={"Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-                 "style-src 'unsafe-inline'", "Cache-Control": "no-store"})
+        headers={"Content-Security-Policy": "default-src 'self'; script-src 'self' "
+                 "'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                 "Cache-Control": "no-store"})
 
 
 def add_routes(app: web.Application) -> None:

@@ -83,7 +83,7 @@ async def _shoot(base: str, key: str, output: Path, drawer: Path | None) -> None
             if listed:
                 await page.locator("#conversations tr.clickable").first.wait_for()
             await page.wait_for_timeout(500)
-            await page.fill("#key", "")  # no key in the picture
+            # No key in the picture: once it is taken, its field is emptied and hidden.
             await page.screenshot(path=output, full_page=True,
                                   clip={"x": 0, "y": 0, "width": 1280, "height": 2300})
             if drawer is not None and listed:

@@ -9,9 +9,11 @@
 //   const r = await VoicegwAuth.api("GET", "/v1/usage");   // {status, body}
 //   await VoicegwAuth.login(email, password); await VoicegwAuth.logout();
 //   VoicegwAuth.useKey(key) / VoicegwAuth.useKey(null)
+//   VoicegwAuth.keySlot("voicegw-admin-token")   // the operator page keeps its token apart
+//   const r = await VoicegwAuth.request("GET", "/v1/conversations.csv");  // a raw Response
 (function () {
   "use strict";
-  const KEY = "voicegw.api_key";
+  let KEY = "voicegw.api_key";
   const CSRF = "voicegw.csrf";
 
   function store() {
@@ -32,9 +34,13 @@
       if (!s) return;
       if (key) s.setItem(KEY, key); else s.removeItem(KEY);
     },
+    // Where this page keeps its bearer (the tenant pages share one; the operator page
+    // keeps the admin token under another name, so neither is sent to the other's API).
+    keySlot(name) { KEY = name; },
     csrf() { const s = store(); return s ? s.getItem(CSRF) : null; },
 
-    async api(method, path, body, extraHeaders) {
+    // The raw Response (a file to download): the same credentials as api().
+    async request(method, path, body, extraHeaders) {
       const headers = Object.assign({}, extraHeaders || {});
       const key = auth.key();
       if (key) headers["Authorization"] = "Bearer " + key;
@@ -46,7 +52,11 @@
         headers["Content-Type"] = "application/json";
         init.body = JSON.stringify(body);
       }
-      const response = await fetch(path, init);
+      return fetch(path, init);
+    },
+
+    async api(method, path, body, extraHeaders) {
+      const response = await auth.request(method, path, body, extraHeaders);
       return { status: response.status, body: await parse(response), response };
     },
 

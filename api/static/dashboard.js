@@ -1,10 +1,14 @@
 "use strict";
-// The tenant dashboard: reads the tenant API with the API key kept in this tab
-// (sessionStorage), and follows GET /v1/live (server-sent events) for the balance, the
-// live sessions and settled conversations. docs/dashboard.md describes it.
+// The tenant dashboard: reads the tenant API as the signed-in person (session cookie and
+// CSRF header) or with an API key kept in this tab, through auth.js (VoicegwAuth); shows
+// only what the role or the key's scope allows, and follows GET /v1/live (server-sent
+// events) for the balance, the live sessions and settled conversations.
+// docs/dashboard.md describes it.
 const $ = (id) => document.getElementById(id);
-let key = sessionStorage.getItem("voicegw-key") || "";
-$("key").value = key;
+const auth = window.VoicegwAuth;
+// What the caller may see and do (null: nobody signed in). Hidden parts are never read,
+// so a role never meets a 403 in the console.
+let can = null;
 const EVENTS = ["success.created", "session.completed", "handoff.requested", "balance.low",
   "balance.depleted", "balance.restored", "topup.applied", "invoice.finalized"];
 const CHANNELS = ["phone", "whatsapp", "sms", "web"];
@@ -19,13 +23,21 @@ class ApiError extends Error {
   constructor(message, status, code) { super(message); this.status = status; this.code = code; }
 }
 async function send(method, path, json) {
-  const headers = { Authorization: "Bearer " + key };
-  if (json !== undefined) headers["Content-Type"] = "application/json";
-  const r = await fetch(path, { method, headers, body: json === undefined ? undefined : JSON.stringify(json) });
+  const r = await auth.api(method, path, json);
   if (r.status === 204) return null;
-  const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new ApiError(body.detail || r.statusText, r.status, body.code);
+  const body = r.body && typeof r.body === "object" ? r.body : {};
+  if (!r.response.ok) throw new ApiError(body.detail || r.response.statusText, r.status, body.code);
   return body;
+}
+// A file (CSV, PDF) fetched with the same credentials, saved under `name`.
+async function download(path, name, what) {
+  const r = await auth.request("GET", path);
+  if (!r.ok) throw new ApiError(`${what} could not be fetched (${r.status})`, r.status);
+  const url = URL.createObjectURL(await r.blob());
+  const a = document.createElement("a");
+  a.href = url; a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 const get = (path) => send("GET", path);
 // An endpoint this gateway does not have yet answers 404: its panel says so, the page goes on.
@@ -276,14 +288,8 @@ async function openDrawer(id) {
 }
 async function downloadCsv(ev) {
   ev.preventDefault();
-  const r = await fetch($("csv").href, { headers: { Authorization: "Bearer " + key } });
-  if (!r.ok) throw new ApiError(`the export failed (${r.status})`, r.status);
-  const url = URL.createObjectURL(await r.blob());
-  const a = document.createElement("a");
   const f = filters();
-  a.href = url; a.download = `conversations-${f.from}-${f.to}.csv`;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  await download($("csv").href, `conversations-${f.from}-${f.to}.csv`, "the export");
 }
 
 // ---- live (GET /v1/live) ----------------------------------------------------------
@@ -310,7 +316,7 @@ function liveState(on, text) {
 }
 async function connectLive() {
   if (live) { live.close(); live = null; }
-  if (!key) return;
+  if (!can) return;
   let ticket;
   try { ticket = await send("POST", "/v1/live/token"); } catch (e) {
     liveState(false, "offline");
@@ -377,13 +383,8 @@ async function refreshDraft() {
   $("draft-cps").textContent = draft.cost_per_success ?? "–";
 }
 async function openPdf(invoice) {
-  const r = await fetch(`/v1/invoices/${invoice.id}/pdf`, { headers: { Authorization: "Bearer " + key } });
-  if (!r.ok) throw new Error(`the PDF could not be fetched (${r.status})`);
-  const url = URL.createObjectURL(await r.blob());
-  const a = document.createElement("a");
-  a.href = url; a.download = `${invoice.number || "draft-" + invoice.period}.pdf`;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  await download(`/v1/invoices/${invoice.id}/pdf`, `${invoice.number || "draft-" + invoice.period}.pdf`,
+    "the PDF");
 }
 async function refreshInvoices() {
   const page = await get("/v1/invoices?limit=24");
@@ -417,10 +418,12 @@ async function refreshWebhooks() {
     const tr = body.insertRow();
     cell(tr, hook.url); cell(tr, hook.events.join(", ")); cell(tr, hook.enabled ? "enabled" : "disabled");
     const actions = tr.insertCell();
-    for (const [label, action] of [
-      ["Test", async () => { await send("POST", `/v1/webhooks/${hook.id}/test`); await showDeliveries(hook); }],
-      ["Deliveries", () => showDeliveries(hook)],
-      ["Delete", async () => { await send("DELETE", `/v1/webhooks/${hook.id}`); await refreshWebhooks(); }]]) {
+    const entries = [["Deliveries", () => showDeliveries(hook)]];
+    if (can.write) {
+      entries.unshift(["Test", async () => { await send("POST", `/v1/webhooks/${hook.id}/test`); await showDeliveries(hook); }]);
+      entries.push(["Delete", async () => { await send("DELETE", `/v1/webhooks/${hook.id}`); await refreshWebhooks(); }]);
+    }
+    for (const [label, action] of entries) {
       const b = document.createElement("button");
       b.type = "button"; b.className = "link"; b.textContent = label;
       b.addEventListener("click", () => action().catch(showError));
@@ -437,15 +440,71 @@ async function refreshAlerts() {
 // ---- wiring -----------------------------------------------------------------------
 function updateCsvLink() { $("csv").href = `/v1/conversations.csv?${query(filters())}`; }
 async function loadAll() {
-  if (!key) return;
+  if (!can) return;
   updateCsvLink();
   try {
-    showBalance(await get("/v1/balance"));  // the key is checked first: one clear error
+    if (can.money) showBalance(await get("/v1/balance"));
     clearError();
     connectLive();
-    await Promise.all([refreshKpis(), refreshConversations(), refreshPlan(), refreshDraft(),
-      refreshInvoices(), refreshWebhooks(), refreshAlerts()]);
+    const parts = [refreshKpis(), refreshConversations()];
+    if (can.money) parts.push(refreshPlan(), refreshDraft(), refreshInvoices(), refreshAlerts());
+    if (can.manage) parts.push(refreshWebhooks());
+    await Promise.all(parts);
   } catch (e) { showError(e); }
+}
+
+// ---- who is here ------------------------------------------------------------------
+const MONEY_ROLES = ["owner", "admin", "billing"], MANAGE_ROLES = ["owner", "admin"];
+// A pasted key: its scope, from the keys list (a read key may read it too); the key
+// itself is checked here first, so a wrong one is one clear error.
+async function keyRights() {
+  const keys = await get("/v1/api-keys").catch((e) => {
+    if (e.status === 401) throw e;
+    return null;
+  });
+  const mine = keys && keys.api_keys.find((k) => auth.key().startsWith(k.prefix));
+  const full = !!mine && mine.scope === "full";
+  return { who: `API key ${mine ? mine.name : ""} (${mine ? mine.scope : "read"})`,
+    money: true, manage: true, write: full, people: full };
+}
+async function whoIsHere() {
+  if (auth.key()) return keyRights();
+  const session = await auth.session();
+  if (!session) return null;
+  const { email, role, tenant_id: tenant } = session.user;
+  if (!tenant) {
+    throw new ApiError("This is a business's dashboard: operators use the operator dashboard (/admin/dashboard).", 403);
+  }
+  return { who: `${email} (${role})`, money: MONEY_ROLES.includes(role),
+    manage: MANAGE_ROLES.includes(role), write: true, people: MANAGE_ROLES.includes(role) };
+}
+function showSignIn() {
+  can = null;
+  if (live) { live.close(); live = null; }
+  liveState(false, "offline");
+  $("signin").hidden = false;
+  $("content").hidden = $("account").hidden = true;
+}
+function showParts() {
+  $("signin").hidden = true;
+  $("content").hidden = $("account").hidden = false;
+  $("who").textContent = can.who;
+  $("users-link").hidden = $("keys-link").hidden = !can.people;
+  $("balance-panel").hidden = $("billing").hidden = $("alerts-section").hidden = !can.money;
+  $("live-grid").classList.toggle("single", !can.money);
+  $("webhooks-section").hidden = !can.manage;
+  $("plan-form").hidden = $("webhook-form").hidden = !can.write;
+  for (const el of $("alerts-form").querySelectorAll("input, button")) el.disabled = !can.write;
+}
+async function start() {
+  clearError();
+  try { can = await whoIsHere(); } catch (e) {
+    if (e.status === 401) auth.useKey(null);  // a refused key is not kept
+    showSignIn(); showError(e); return;
+  }
+  if (!can) { showSignIn(); return; }
+  showParts();
+  await loadAll();
 }
 for (const name of EVENTS) {
   const label = document.createElement("label");
@@ -456,9 +515,16 @@ for (const name of EVENTS) {
 }
 $("login").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  key = $("key").value.trim();
-  sessionStorage.setItem("voicegw-key", key);
-  loadAll();
+  const key = $("key").value.trim();
+  $("key").value = "";
+  if (!key) return;
+  auth.useKey(key);
+  start();
+});
+$("logout").addEventListener("click", async () => {
+  if (auth.key()) auth.useKey(null); else await auth.logout();
+  $("drawer").hidden = true;
+  showSignIn();
 });
 $("filters").addEventListener("submit", (ev) => {
   ev.preventDefault();
@@ -498,6 +564,6 @@ $("alerts-form").addEventListener("submit", (ev) => {
     .catch(showError);
 });
 // The draft invoice moves with usage; it is the one figure still read on a timer (once a minute).
-setInterval(() => { if (key) refreshDraft().catch(showError); }, 60000);
+setInterval(() => { if (can && can.money) refreshDraft().catch(showError); }, 60000);
 filters();
-loadAll();
+start();

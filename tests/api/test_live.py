@@ -333,21 +333,36 @@ async def test_a_bulk_settlement_is_one_event_without_the_ids(subscribed: Client
     response.close()
 
 
-async def test_a_signed_in_person_whose_role_sees_the_balance_opens_it_too(
+async def test_a_signed_in_person_opens_it_and_only_money_roles_get_the_balance(
         accounts_client: Client, mailbox: Mailbox) -> None:
+    """An owner's stream carries the balance; an analyst's (who may not read it) carries
+    the live sessions and settled conversations but never a balance event, whether it
+    is opened with the cookie or with a stream token the analyst asked for."""
     client = accounts_client
     created = await new_tenant_with_owner(client, "owner@acme.test")
     owner = await join(client, mailbox, "owner@acme.test")
     await invite(client, bearer(created["api_key"]), "analyst@acme.test", "analyst")
     analyst = await join(client, mailbox, "analyst@acme.test")
+    await asyncio.wait_for(hub(client).subscribed.wait(), 10)
     stream = await client.get("/v1/live", headers=owner.headers(csrf=False))
     assert stream.status == 200
     assert (await Reader(stream).next())[0] == "balance"
     stream.close()
-    refused = await client.get("/v1/live", headers=analyst.headers(csrf=False))
-    assert refused.status == 403 and (await refused.json())["code"] == "role_forbidden"
+
+    by_cookie = await client.get("/v1/live", headers=analyst.headers(csrf=False))
+    assert by_cookie.status == 200
     token = await client.post("/v1/live/token", headers=analyst.headers())
-    assert token.status == 403
+    assert token.status == 201
+    by_token = await client.get((await token.json())["url"])
+    assert by_token.status == 200
+    readers = [Reader(by_cookie), Reader(by_token)]
+    for reader in readers:
+        assert await reader.next() == ("sessions", {"sessions": []})
+    await topup(client, Tenant(created["id"], created["api_key"]), 500)  # the balance moves
+    for reader in readers:  # a snapshot follows the change: sessions only
+        assert await reader.next() == ("sessions", {"sessions": []})
+    by_cookie.close()
+    by_token.close()
     made = await client.post("/v1/live/token", headers=owner.headers())
     assert made.status == 201
     await eventually(lambda: hub(client).count == 0)
