@@ -70,4 +70,6 @@ async def test_openapi_and_dashboard(client: Client) -> None:
     page = await client.get("/dashboard")
     assert page.status == 200
     html = await page.text()
-    assert "/v1/balance" in html and "<script>" in html
+    assert '<script src="/dashboard/dashboard.js">' in html and "<script>" not in html
+    script = await client.get("/dashboard/dashboard.js")  # no inline script: CSP 'self'
+    assert script.status == 200 and "/v1/balance" in await script.text()
