@@ -14,7 +14,7 @@ import asyncio
 import audioop  # pipecat itself converts mu-law with it; removed only in Python 3.13
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipecat.audio.dtmf.types import KeypadEntry
@@ -32,6 +32,8 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
+
+from agents.voice.timing import TurnTimer
 
 SAMPLE_RATE = 8000
 FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz: what Twilio sends and expects
@@ -62,16 +64,20 @@ class PlayoutClock:
     cleared: int = 0
     speech_ended_at: float | None = None  # caller's speech not answered yet (monotonic)
     on_turn_latency: Callable[[float], None] | None = None
+    timer: TurnTimer = field(default_factory=TurnTimer)
 
     def caller_started(self) -> None:
         self.speech_ended_at = None  # still speaking: the turn is not over
+        self.timer.cancel()
 
     def caller_stopped(self, ended_at: float) -> None:
         self.speech_ended_at = ended_at
+        self.timer.begin()
 
     def agent_audio(self, now: float) -> None:
         if self.first_audio_at is None:
             self.first_audio_at = now
+        self.timer.first_frame_out()
         if self.speech_ended_at is not None:
             latency, self.speech_ended_at = now - self.speech_ended_at, None
             if self.on_turn_latency is not None:
