@@ -55,6 +55,9 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.families: dict[str, MetricWrapperBase] = {}
         self.active_calls = self.gauge("voicegw_active_calls", "Phone calls in progress")
+        self.calls_refused = self.counter(
+            "voicegw_calls_refused_total", "Phone calls answered \"all lines busy\", by why "
+            "(max_calls, lag, cpu, draining)", ["reason"])
         self.http_requests = self.counter(
             "voicegw_http_requests_total", "HTTP requests by route template and status",
             ("route", "status"))

@@ -46,6 +46,7 @@ from gateway.sessions import LiveSession
 from gateway.state import METRICS, SESSIONS, SETTINGS
 from gateway.voice.replay import call_session_id, claim, refused_replay
 from gateway.voice.state import (
+    CALL_CAPACITY,
     OPENAI_HTTP,
     STREAM_TOKEN_KEY,
     TWILIO_CALLS,
@@ -191,6 +192,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
 async def _run_call(request: web.Request, ws: web.WebSocketResponse,
                     parser: MediaStreamParser, start: Start, claims: dict[str, object]) -> None:
     app = request.app
+    app[CALL_CAPACITY].started(start.call_sid)  # admitted by the webhook, live from here
     tenant, caller, to = str(claims["tenant"]), str(claims.get("from", "")), str(claims["to"])
     tenant_id_var.set(tenant)
     call_id_var.set(start.call_sid)
