@@ -241,8 +241,12 @@ async def _start_gateway(h: Harness, first: bool) -> tuple[Child, Sampler]:
                                       h.args.vad)
         sampler = Sampler(gateway.pid, h.emulators.pid, h.args.gateway_core)
         sampler.start()
-        warm = await run_level(h.endpoint, NUMBER, 2, 0.5, 0.0, warm_up_script, sampler)
-        h.warm_ups.append(warm)
+        for _ in range(10):  # a gateway just started may still refuse (its loop is late)
+            warm = await run_level(h.endpoint, NUMBER, 2, 0.5, 0.0, warm_up_script, sampler)
+            h.warm_ups.append(warm)
+            if not any(outcome.refused for outcome in warm.outcomes):
+                break
+            await asyncio.sleep(2.0)
         for outcome in warm.outcomes:
             if not outcome.held:
                 print(f"  warm-up call not held: {outcome.error} {outcome.result}", flush=True)

@@ -22,6 +22,7 @@ from pipecat.services.openai.stt import OpenAISTTService
 from pipecat.transcriptions.language import Language
 
 from agents.voice.metering import CallUsage, LLMUsageMeter
+from agents.voice.pipecat_private import use_first_clause_aggregator
 from agents.voice.timing import TurnTimer
 
 
@@ -134,4 +135,5 @@ def make_services(providers: VoiceProviders, usage: CallUsage, http: aiohttp.Cli
                      base_url=providers.elevenlabs_base_url, sample_rate=8000,
                      settings=MeteredTTS.Settings(voice=voice, model=providers.tts_model,
                                                   language=lang))
+    use_first_clause_aggregator(tts)  # the first TTS request at the first clause
     return stt, llm, tts

@@ -2,8 +2,9 @@
 
 Inbound: the gateway decodes each media message and calls `CallInput.feed_audio` (mu-law
 8 kHz). Outbound: agent audio is converted to mu-law and handed to the `CallChannel` in
-20 ms frames, paced a little faster than real time (Twilio buffers, and a smaller buffer
-on its side makes barge-in stop the agent sooner). A mark is sent every `MARK_EVERY_MS`
+20 ms frames, sent as soon as TTS makes them (up to `MAX_AHEAD_S` ahead of the caller):
+Twilio buffers and plays at real time, so the audio queued there covers a TTS chunk or
+sentence that comes late, and `clear` empties it on barge-in. A mark is sent every `MARK_EVERY_MS`
 of audio, so the marks Twilio echoes tell how much the caller actually heard; on barge-in
 the channel is told to `clear` and unheard audio is dropped on Twilio's side.
 """
@@ -38,7 +39,16 @@ from agents.voice.timing import TurnTimer
 SAMPLE_RATE = 8000
 FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz: what Twilio sends and expects
 MARK_EVERY_MS = 200
-PACE = 0.8  # send audio at 1/PACE of real time: a short buffer on Twilio's side
+# Agent audio goes to Twilio as soon as TTS makes it, up to this far ahead of what the
+# caller is hearing: Twilio plays what it buffered at real time, so a TTS chunk or a
+# sentence that comes late is absorbed by the audio already queued there instead of
+# being heard as a gap; on barge-in `clear` drops it all at once, and the marks still
+# say what was played.
+MAX_AHEAD_S = 4.0
+# TTS streams at about real time, so without slack every chunk that comes a few ms late
+# is heard as a gap (measured: 260-350 ms of silence per minute of speech at 0, none at
+# 40 ms on a loaded machine; BENCHMARKS.md): a reply's audio starts this much late.
+PREROLL_S = 0.04
 # Caller audio enters the pipeline 40 ms at a time: every frame costs a hop through each
 # processor before turn detection, so two of Twilio's 20 ms frames per frame halve that,
 # for at most 20 ms later speech detection (measured in BENCHMARKS.md).
@@ -126,7 +136,6 @@ class CallOutput(BaseOutputTransport):
         self._channel = channel
         self._clock = clock
         self._pending = b""
-        self._next_send = 0.0
         self._since_mark_ms = 0
         self._closed = False
         self._playing_until = 0.0  # when the audio sent so far ends at the caller's side
@@ -147,7 +156,6 @@ class CallOutput(BaseOutputTransport):
         await super().process_frame(frame, direction)
         if isinstance(frame, InterruptionFrame):
             self._pending = b""
-            self._next_send = 0.0
             # Only audio still playing at the caller's side makes this a barge-in; a turn
             # that starts after the agent finished has nothing to clear.
             if time.monotonic() < self._playing_until:
@@ -166,6 +174,12 @@ class CallOutput(BaseOutputTransport):
 
     async def _send(self, chunk: bytes) -> None:
         now = time.monotonic()
+        if now >= self._playing_until and PREROLL_S:
+            # Nothing is playing at the caller's: this frame starts the audio there, and
+            # the caller's playout runs at real time from it. Starting it PREROLL_S late
+            # gives every later chunk that much slack (TTS streams at about real time).
+            await asyncio.sleep(PREROLL_S)
+            now = time.monotonic()
         self._clock.agent_audio(now)
         self._playing_until = max(self._playing_until, now) + 0.02
         await self._channel.send_audio(chunk)
@@ -173,20 +187,14 @@ class CallOutput(BaseOutputTransport):
         self._since_mark_ms += 20
         if self._since_mark_ms >= MARK_EVERY_MS:
             await self._flush_mark()
-        await self._pace()
+        ahead = self._playing_until - time.monotonic()
+        if ahead > MAX_AHEAD_S:  # a TTS far faster than real time: hold it back here
+            await asyncio.sleep(ahead - MAX_AHEAD_S)
 
     async def _flush_mark(self) -> None:
         if self._since_mark_ms:
             self._since_mark_ms = 0
             await self._channel.send_mark(self._clock.mark_name())
-
-    async def _pace(self) -> None:
-        now = time.monotonic()
-        if self._next_send <= now:
-            self._next_send = now + 0.02 * PACE
-            return
-        await asyncio.sleep(self._next_send - now)
-        self._next_send += 0.02 * PACE
 
 
 class CallTransport(BaseTransport):
