@@ -8,7 +8,7 @@ the audio a transcription request carried was paid for whatever came back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,10 @@ class MeteredLLM(OpenAILLMService):
                 self.timer.stamp("llm_request")  # pushed just before the request leaves
         await super().push_frame(frame, direction)
 
+    async def get_chat_completions(self, context: Any) -> Any:
+        stream = await super().get_chat_completions(context)
+        return MeteredStream(stream, self.meter)
+
     def create_client(self, api_key: Any = None, base_url: Any = None,
                       organization: Any = None, project: Any = None,
                       default_headers: Any = None, **kwargs: Any) -> Any:
@@ -71,6 +75,32 @@ class MeteredLLM(OpenAILLMService):
                                   organization=organization, project=project,
                                   default_headers=default_headers,
                                   http_client=self._shared_http)
+
+
+class MeteredStream:
+    """The LLM's chunk stream, shown to the meter chunk by chunk (tool-call arguments
+    that stream before an interruption are billed like interrupted text)."""
+
+    def __init__(self, stream: Any, meter: LLMUsageMeter | None) -> None:
+        self._stream = stream
+        self._meter = meter
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[Any]:
+        inner = self._stream.__aiter__()
+        try:
+            async for chunk in inner:
+                if self._meter is not None:
+                    self._meter.on_chunk(chunk)
+                yield chunk
+        finally:
+            if hasattr(inner, "aclose"):
+                await inner.aclose()
+
+    async def close(self) -> None:
+        await self._stream.close()
 
 
 class MeteredSTT(OpenAISTTService):
