@@ -7,7 +7,18 @@ simulated Twilio callers, are pinned to the other cores, so what is measured is 
 gateway's core. Redis and PostgreSQL are the local servers (a scratch database and key
 prefix, both dropped at the end). Each level holds N calls for a while (see
 `load.bench_load`) on a fresh, warmed-up gateway process, so no level inherits the memory
-or the backlog of the one before; a sweep runs the levels in order within a time budget.
+or the backlog of the one before; a sweep runs the levels in order within a time budget,
+`--runs` times (three by default: the report gives each figure's median), and after each
+run's voicegw levels the `--pipecat` levels on a stock pipecat Twilio bot
+(`load.pipecat_stock`) under the same callers, script, emulators and pinning.
+
+What makes a figure trustworthy is checked, not assumed: CPU per call-second is the
+server's CPU over a window of at least 30 s divided by the call-seconds held in it; the
+machine's load average and what other processes used are read before each level, and
+what every process but the server, the callers and the emulators used during it (from
+/proc/stat; Redis and PostgreSQL shown apart): over 0.1 core, BENCHMARKS.md is not
+written and the reason is printed (exit status 3). Silero's stop delay is measured on
+tone-coded and espeak-ng speech first (`load.vad_delay`).
 
 Added latency of a turn = what the caller measured (end of its utterance to the agent's
 first audio) minus what the configuration alone makes it wait: the VAD's stop_secs,
@@ -28,7 +39,7 @@ import secrets
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -67,13 +78,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      description=__doc__.split("\n\n")[0])
     level = parser.add_mutually_exclusive_group()
     level.add_argument("--calls", type=int, help="one level of N concurrent calls")
-    level.add_argument("--sweep", default="10,50,100,150",
+    level.add_argument("--sweep", default="10,20,50,100",
                        help="levels to run in this order, comma separated (default "
                             "%(default)s: the last above one core's capacity, to show "
                             "admission refusing calls and the admitted ones intact)")
     parser.add_argument("--runs", type=int, default=3,
                         help="run the sweep this many times; figures are the medians "
                              f"(BENCHMARKS.md takes {bench_report.RUNS_RECORDED})")
+    parser.add_argument("--pipecat", default="10,20",
+                        help="levels also run on a stock pipecat pipeline (load.pipecat_stock) "
+                             "in each run, comma separated (default %(default)s; empty: none)")
     parser.add_argument("--ramp-s", type=float, default=10.0,
                         help="the N calls start spread over this many seconds")
     parser.add_argument("--duration-s", type=float, default=32.0,
@@ -300,6 +314,46 @@ async def _level(h: Harness, calls: int, run_no: int, runs: list[LevelRun],
         gateway.stop()
 
 
+async def _stock_level(h: Harness, calls: int, run_no: int, runs: list[LevelRun],
+                       timing: Timing) -> None:
+    """The same level against stock pipecat (load.pipecat_stock), pinned the same way."""
+    args = h.args
+    port = free_port()
+    server = start_child("pipecat", [
+        sys.executable, "-m", "load.pipecat_stock", "--port", str(port),
+        "--vendors", h.endpoint.stt_emulator_url or "", "--vad-stop-s", str(args.vad_stop_s),
+        "--user-speech-timeout-s", str(args.user_speech_timeout_s)],
+        dict(os.environ), {args.gateway_core}, h.log_dir)
+    endpoint = replace(h.endpoint, gateway_url=f"http://127.0.0.1:{port}")
+    sampler = Sampler(server.pid, h.emulators.pid, args.gateway_core)
+    try:
+        await wait_http(endpoint.gateway_url + "/readyz", server, ok_below=300)
+        sampler.start()
+        await run_level(endpoint, NUMBER, 2, 0.5, 0.0, warm_up_script, sampler)
+        async with aiohttp.ClientSession() as http:
+            await wait_idle(http, endpoint.gateway_url, 20)
+        await asyncio.sleep(1.0)
+        quiet = sampler.read()
+        await asyncio.sleep(4.0)
+        idle = sampler.read()
+        load, others = await _machine_before(sampler, quiet, idle)
+        print(f"level: {calls} calls on stock pipecat (run {run_no}); machine before it: "
+              f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, other "
+              f"processes {others:.2f} cores", flush=True)
+        run = await run_level(endpoint, NUMBER, calls, args.ramp_s, args.duration_s,
+                              lambda index: script_for(index, args.turns), sampler)
+        run.idle_rss = idle.gateway_rss
+        run.idle_cores = (idle.gateway_cpu_s - quiet.gateway_cpu_s) / (idle.at - quiet.at)
+        run.run, run.load_before, run.others_before = run_no, load, others
+        run.server = "pipecat"
+        runs.append(run)
+        print(bench_report.level_line(run, timing, server.log_path, server.log_tail(8),
+                                      args.target_ms, args.silence_ms), flush=True)
+    finally:
+        await sampler.stop()
+        server.stop()
+
+
 async def _run(args: argparse.Namespace, log_dir: Path) -> bench_report.Report:
     began = time.monotonic()
     levels = _levels(args)
@@ -326,6 +380,7 @@ async def _run(args: argparse.Namespace, log_dir: Path) -> bench_report.Report:
         runs: list[LevelRun] = []
         skipped: list[int] = []
         calls_take_s = 45.0  # a call's length, then what the last level showed
+        stock = [int(n) for n in args.pipecat.split(",") if n.strip()]
         for run_no in range(1, args.runs + 1):
             for calls in levels:
                 # a gateway start and warm-up, the level, the wait after it
@@ -337,6 +392,8 @@ async def _run(args: argparse.Namespace, log_dir: Path) -> bench_report.Report:
                 run = runs[-1]
                 calls_take_s = min(MAX_CALL_S + CLOSE_GRACE_S,
                                    run.stopped - run.started - args.ramp_s)
+            for calls in stock:
+                await _stock_level(harness, calls, run_no, runs, timing)
         checks = None
         if any(r.server == "voicegw" for r in runs):
             gateway, sampler = await _start_gateway(harness, first=False)

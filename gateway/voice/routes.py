@@ -172,7 +172,7 @@ async def _voice_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STREAM_TOKEN_KEY] = session_token.derive_key(settings.admin_token, "twilio-stream")
     app[CALL_CAPACITY] = capacity = CallCapacity(settings.max_calls, settings.call_cpu_limit,
                                                  settings.call_lag_limit_ms)
-    sampling = asyncio.create_task(capacity.run(), name="call-capacity")
+    sampling = asyncio.create_task(capacity.run(), name="voice-capacity")
     yield
     sampling.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -18,8 +18,7 @@ from gateway.voice.routes import BUSY
 from load.caller import CallResult, CallScript, Endpoint, SimulatedCall
 from load.emulators.server import RunningEmulators
 from tests.gateway.helpers import TWILIO_AUTH_TOKEN, make_settings, start_serve
-from tests.gateway.voice.conftest import ACCOUNT_SID, NUMBER
-from tests.gateway.voice.test_gateway_lost import _tenant
+from tests.gateway.voice.conftest import ACCOUNT_SID, ADMIN, NUMBER
 
 OFFERED = 6
 APART_S = 0.8  # between two calls offered: each admission sees the calls before it live
@@ -61,6 +60,18 @@ def test_admitted_calls_not_streaming_yet_count_until_they_start() -> None:
     capacity.started("CA1")
     capacity.started("CA2")
     assert capacity.refusal(live=1) is None  # one live, none starting: one more fits
+
+
+async def _tenant(http: aiohttp.ClientSession, base: str) -> None:
+    """A tenant with the number and credit for every call offered."""
+    created = await (await http.post(f"{base}/admin/tenants", json={"name": "Acme Dental"},
+                                     headers=ADMIN)).json()
+    assigned = await http.post(f"{base}/admin/tenants/{created['id']}/numbers", headers=ADMIN,
+                               json={"phone_number": NUMBER, "kind": "local"})
+    assert assigned.status == 201, await assigned.text()
+    topup = await http.post(f"{base}/v1/topups", json={"credits": 100_000}, headers={
+        "Authorization": f"Bearer {created['api_key']}", "Idempotency-Key": "first"})
+    assert topup.status == 201, await topup.text()
 
 
 @pytest.fixture
