@@ -6,6 +6,10 @@ written against, and tests/agents/test_pipecat_private.py fails when the install
 pipecat is another one or when an attribute used here is gone: read this module again
 before moving the pin.
 
+- `SharedSileroVADAnalyzer` sets up what `SileroVADAnalyzer.__init__` sets up (`_model`,
+  `_windows_since_reset`, `_low_confidence_windows`) on one ONNX session for the whole
+  process, runs `_run_analyzer` inline, and skips the model on windows of silence
+  (agents/voice/vad.py says why).
 - `FirstClauseAggregator` subclasses `SimpleTextAggregator` and writes its `_text`
   buffer; `use_first_clause_aggregator` replaces a TTS service's `_text_aggregator`.
   Why: pipecat sends a reply's first TTS request at the end of its first *sentence*, and
@@ -19,13 +23,29 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
+import numpy as np
+import onnxruntime
 import pipecat
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.text.base_text_aggregator import Aggregation, TextType
 from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
 
 PINNED = "1.14.0"
-PRIVATE_ATTRIBUTES = {SimpleTextAggregator: ("_text",), TTSService: ("_text_aggregator",)}
+PRIVATE_ATTRIBUTES = {
+    SimpleTextAggregator: ("_text",),
+    TTSService: ("_text_aggregator",),
+    SileroVADAnalyzer: ("_model", "_windows_since_reset", "_low_confidence_windows"),
+    SileroOnnxModel: ("session",),
+    VADAnalyzer: ("_run_analyzer",),
+}
+# A window whose loudest sample is below this (-50 dBFS; speech on a phone line peaks
+# 30 dB higher) is silent. After SILENCE_WINDOWS of them in a row (0.64 s at 8 kHz) the
+# smoothed volume is far under pipecat's min_volume, its volume gate calls every window
+# "not speech" whatever the model says, and the model is not run until the next sound.
+SILENCE_PEAK = 100
+SILENCE_WINDOWS = 20
 
 CLAUSE_ENDS = ",;:!?"  # end a first clause at once
 MIN_CLAUSE_WORDS = 3  # "Yes, ..." alone is too short to be worth a request of its own
@@ -93,3 +113,53 @@ def use_first_clause_aggregator(tts: TTSService) -> None:
     current = tts._text_aggregator
     tts._text_aggregator = FirstClauseAggregator(aggregation_type=current.aggregation_type,
                                                  language=current.language)
+
+
+class InlineVADAnalyzer(VADAnalyzer):
+    """Analysis inline (pipecat's `_run_analyzer`) instead of on a one-thread executor per
+    call: a window costs a fraction of a millisecond, less than the hand-off."""
+
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        return self._run_analyzer(buffer)
+
+
+def session_for(path: str) -> onnxruntime.InferenceSession:
+    options = onnxruntime.SessionOptions()
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = 1
+    return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"],
+                                        sess_options=options)
+
+
+class _SharedSileroModel(SileroOnnxModel):
+    """pipecat's Silero wrapper (state, context, checks) on a shared session."""
+
+    def __init__(self, session: onnxruntime.InferenceSession) -> None:
+        self.session = session
+        self.reset_states()  # type: ignore[no-untyped-call]
+        self.sample_rates = [8000, 16000]
+
+
+class SharedSileroVADAnalyzer(InlineVADAnalyzer, SileroVADAnalyzer):
+    def __init__(self, *, sample_rate: int, params: VADParams,
+                 session: onnxruntime.InferenceSession) -> None:
+        # SileroVADAnalyzer.__init__ would open a session of its own: set up what it
+        # sets up on the shared one.
+        VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)
+        self._model = _SharedSileroModel(session)
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
+        self._silent_windows = 0
+        self.skipped_windows = 0
+
+    def voice_confidence(self, buffer: bytes) -> float:
+        samples = np.frombuffer(buffer, np.int16)
+        if samples.size and int(np.abs(samples, dtype=np.int32).max()) < SILENCE_PEAK:
+            self._silent_windows += 1
+        else:
+            self._silent_windows = 0
+        if self._silent_windows > SILENCE_WINDOWS:
+            self.skipped_windows += 1
+            return 0.0
+        confidence: float = super().voice_confidence(buffer)
+        return confidence

@@ -10,12 +10,21 @@ from pathlib import Path
 import aiohttp
 import openai
 import pytest
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 from pipecat.utils.text.base_text_aggregator import TextType
 
 from agents.voice import pipecat_private
 from agents.voice.metering import CallUsage
-from agents.voice.pipecat_private import PINNED, PRIVATE_ATTRIBUTES, FirstClauseAggregator
+from agents.voice.pipecat_private import (
+    PINNED,
+    PRIVATE_ATTRIBUTES,
+    FirstClauseAggregator,
+    SharedSileroVADAnalyzer,
+)
 from agents.voice.services import VoiceProviders, make_services
+from agents.voice.vad import make_vad
+from load import speech
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +42,32 @@ def test_the_installed_and_the_pinned_pipecat_are_the_one_this_module_was_writte
 def test_the_private_attributes_used_exist(cls: type, names: tuple[str, ...]) -> None:
     source = Path(inspect.getfile(cls)).read_text()
     for name in names:
-        assert f"self.{name} =" in source or f"self.{name}:" in source, (cls, name)
+        assert hasattr(cls, name) or f"self.{name} =" in source \
+            or f"self.{name}:" in source, (cls, name)
+
+
+async def _states(analyzer: VADAnalyzer, pcm: bytes) -> list[VADState]:
+    return [await analyzer.analyze_audio(pcm[i:i + 640]) for i in range(0, len(pcm), 640)]
+
+
+async def test_skipping_silent_windows_changes_no_decision_of_the_vad() -> None:
+    """The gateway's Silero (shared session, model skipped on silence) and pipecat's own
+    decide alike, 40 ms at a time, over utterances with silence between them."""
+    silence = bytes(8000 * 2 * 4)  # 4 s: the caller listening to the agent
+    pcm = silence
+    for index, text in enumerate(["What are your opening hours", "Thanks, that is all"]):
+        coded = speech.render_utterance(speech.phrase_code(text),
+                                        speech.utterance_seconds(text), voice=index)
+        pcm += speech.ulaw_decode(speech.ulaw_encode(coded)) + silence
+    ours = make_vad("silero", 8000)
+    theirs = SileroVADAnalyzer(sample_rate=8000, params=VADParams())
+    assert isinstance(ours, SharedSileroVADAnalyzer)
+    ours.set_sample_rate(8000)  # as the pipeline does at its start
+    theirs.set_sample_rate(8000)
+    mine, stock = await _states(ours, pcm), await _states(theirs, pcm)
+    assert mine == stock
+    assert mine.count(VADState.SPEAKING) > 0
+    assert ours.skipped_windows > len(pcm) // 2 // 256 // 2  # most of the silences skipped
 
 
 async def _aggregate(tokens: list[str]) -> list[tuple[str, str]]:
