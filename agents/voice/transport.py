@@ -53,6 +53,13 @@ PREROLL_S = 0.04
 # processor before turn detection, so two of Twilio's 20 ms frames per frame halve that,
 # for at most 20 ms later speech detection (measured in BENCHMARKS.md).
 INBOUND_BATCH_BYTES = 2 * FRAME_BYTES
+# Once the caller has been silent for QUIET_AFTER_MS (long after the VAD's 0.2 s stop and
+# any turn it ends), silence enters 200 ms at a time: most of a call's inbound audio is
+# the caller listening, and every hop costs per frame. The first sound flushes what is
+# held at once, so speech (and barge-in) is detected exactly as soon as before.
+QUIET_AFTER_MS = 640
+QUIET_BATCH_MS = 200
+QUIET_PEAK = 100  # loudest 16-bit sample of silence (-50 dBFS)
 
 
 class CallChannel(Protocol):
@@ -106,6 +113,8 @@ class CallInput(BaseInputTransport):
         super().__init__(params, **kwargs)
         self._ready = asyncio.Event()
         self._inbound = b""
+        self._quiet_ms = 0
+        self._held = b""
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
@@ -119,6 +128,17 @@ class CallInput(BaseInputTransport):
         if len(self._inbound) < INBOUND_BATCH_BYTES:
             return
         pcm, self._inbound = audioop.ulaw2lin(self._inbound, 2), b""
+        if audioop.max(pcm, 2) < QUIET_PEAK:
+            self._quiet_ms += len(pcm) * 1000 // (2 * SAMPLE_RATE)
+            if self._quiet_ms > QUIET_AFTER_MS:
+                self._held += pcm
+                if len(self._held) * 1000 // (2 * SAMPLE_RATE) < QUIET_BATCH_MS:
+                    return
+                pcm, self._held = self._held, b""
+        else:
+            self._quiet_ms = 0
+            if self._held:
+                pcm, self._held = self._held + pcm, b""
         await self.push_audio_frame(InputAudioRawFrame(pcm, SAMPLE_RATE, 1))
 
     async def feed_dtmf(self, digit: str) -> None:
