@@ -190,7 +190,9 @@ class CallOutput(BaseOutputTransport):
         while len(self._pending) >= FRAME_BYTES:
             chunk, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
             await self._send(chunk)
-        return True
+        # Sent; but not pushed on to the assistant aggregator, which takes the spoken text
+        # (TTSTextFrame) and never the audio: one hop less per chunk of agent audio.
+        return False
 
     async def _send(self, chunk: bytes) -> None:
         now = time.monotonic()
