@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 # Phone calls held by one gateway process on one core, and stock pipecat beside it (three
-# runs of every level, about 35 minutes on a quiet machine; needs Redis and PostgreSQL on
+# runs of every level, about 30 minutes on a quiet machine; needs Redis and PostgreSQL on
 # their default local ports, and espeak-ng, installed here when missing and apt-get is at
 # hand as root); records the "Phone calls" section, or says why not (a busy machine).
 # A quick end-to-end check: make bench-calls BENCH_CALLS_FLAGS="--runs 1 --sweep 2

@@ -85,9 +85,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3,
                         help="run the sweep this many times; figures are the medians "
                              f"(BENCHMARKS.md takes {bench_report.RUNS_RECORDED})")
-    parser.add_argument("--pipecat", default="10,20",
+    parser.add_argument("--pipecat", default="10",
                         help="levels also run on a stock pipecat pipeline (load.pipecat_stock) "
-                             "in each run, comma separated (default %(default)s; empty: none)")
+                             "in each run, comma separated (default %(default)s: it fills a "
+                             "core at about 12 calls, and a full core caps CPU per "
+                             "call-second; empty: none)")
     parser.add_argument("--ramp-s", type=float, default=10.0,
                         help="the N calls start spread over this many seconds")
     parser.add_argument("--duration-s", type=float, default=32.0,
