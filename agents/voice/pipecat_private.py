@@ -8,8 +8,8 @@ before moving the pin.
 
 - `SharedSileroVADAnalyzer` sets up what `SileroVADAnalyzer.__init__` sets up (`_model`,
   `_windows_since_reset`, `_low_confidence_windows`) on one ONNX session for the whole
-  process, runs `_run_analyzer` inline, and skips the model on windows of silence
-  (agents/voice/vad.py says why).
+  process, runs `_run_analyzer` inline, and skips the model and the volume meter
+  (`_get_smoothed_volume`) on windows of long silence (agents/voice/vad.py says why).
 - `FirstClauseAggregator` subclasses `SimpleTextAggregator` and writes its `_text`
   buffer; `use_first_clause_aggregator` replaces a TTS service's `_text_aggregator`.
   Why: pipecat sends a reply's first TTS request at the end of its first *sentence*, and
@@ -38,7 +38,8 @@ PRIVATE_ATTRIBUTES = {
     TTSService: ("_text_aggregator",),
     SileroVADAnalyzer: ("_model", "_windows_since_reset", "_low_confidence_windows"),
     SileroOnnxModel: ("session",),
-    VADAnalyzer: ("_run_analyzer",),
+    VADAnalyzer: ("_run_analyzer", "_get_smoothed_volume", "_prev_volume",
+                  "_smoothing_factor"),
 }
 # A window whose loudest sample is below this (-50 dBFS; speech on a phone line peaks
 # 30 dB higher) is silent. After SILENCE_WINDOWS of them in a row (0.64 s at 8 kHz) the
@@ -163,3 +164,11 @@ class SharedSileroVADAnalyzer(InlineVADAnalyzer, SileroVADAnalyzer):
             return 0.0
         confidence: float = super().voice_confidence(buffer)
         return confidence
+
+    def _get_smoothed_volume(self, audio: bytes) -> float:
+        if self._silent_windows > SILENCE_WINDOWS:
+            # The volume window (0.4 s) holds silence only: its volume is 0, and the
+            # smoothed volume decays toward it exactly as pipecat computes it.
+            return float(self._prev_volume) * (1.0 - float(self._smoothing_factor))
+        volume: float = super()._get_smoothed_volume(audio)
+        return volume
