@@ -190,9 +190,7 @@ class CallOutput(BaseOutputTransport):
         while len(self._pending) >= FRAME_BYTES:
             chunk, self._pending = self._pending[:FRAME_BYTES], self._pending[FRAME_BYTES:]
             await self._send(chunk)
-        # Sent; but not pushed on to the assistant aggregator, which takes the spoken text
-        # (TTSTextFrame) and never the audio: one hop less per chunk of agent audio.
-        return False
+        return True
 
     async def _send(self, chunk: bytes) -> None:
         now = time.monotonic()
