@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser lint types unit bench bench-calls bench-webhooks bench-invoices bench-kpis bench-live screenshot vendor-chartjs load clean
+.PHONY: run test browser espeak lint types unit bench bench-calls bench-webhooks bench-invoices bench-kpis bench-live screenshot vendor-chartjs load clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "voicegw needs Python 3.11+"'
@@ -37,10 +37,20 @@ test: browser lint types unit
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
-# Phone calls held by one gateway process on one core (about 8 minutes; needs Redis and
-# PostgreSQL on their default local ports); records the "Phone calls" section.
-bench-calls: $(STAMP)
-	$(BIN)/python -m load.bench_calls
+# Phone calls held by one gateway process on one core, and stock pipecat beside it (three
+# runs of every level, about 30 minutes on a quiet machine; needs Redis and PostgreSQL on
+# their default local ports, and espeak-ng, installed here when missing and apt-get is at
+# hand as root); records the "Phone calls" section, or says why not (a busy machine).
+# A quick end-to-end check: make bench-calls BENCH_CALLS_FLAGS="--runs 1 --sweep 2
+# --pipecat 2 --ramp-s 2 --duration-s 8 --vad-phrases 2 --no-record" (about 3 minutes).
+BENCH_CALLS_FLAGS ?=
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; } \
+	  || echo "note: install espeak-ng (apt-get install espeak-ng) for Silero's stop delay on real speech"
+
+bench-calls: $(STAMP) espeak
+	$(BIN)/python -m load.bench_calls $(BENCH_CALLS_FLAGS)
 
 # Webhook deliveries per core: the delivery worker (one process, pinned to core 0) to a
 # local receiver verifying signatures (about 2 minutes); records "Webhook deliveries".

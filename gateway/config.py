@@ -51,7 +51,12 @@ class Settings:
     migrate_on_start: bool = True
     # Live phone calls one process admits: about what one core holds with latency intact
     # (BENCHMARKS.md, "Phone calls"); more would degrade every call, not just the extra.
-    max_calls: int = 40
+    # An upper bound now: below it, calls are admitted by the live load (gateway/voice/
+    # capacity.py): refused while the event loop runs more than call_lag_limit_ms late on
+    # average, or when this process's CPU with one more call would pass call_cpu_limit cores.
+    max_calls: int = 200
+    call_cpu_limit: float = 0.8
+    call_lag_limit_ms: float = 25.0
     # A call records its usage in the credit store this often between renewals: a gateway
     # that dies leaves at most this much of each call unbilled (docs/metering.md).
     usage_report_s: float = 5.0
@@ -191,6 +196,10 @@ def load_settings(
                         f"{MIN_USAGE_REPORT_S:g}-{MAX_USAGE_REPORT_S:g} seconds)")
     for name in ("idle_timeout_s", "header_timeout_s"):
         if values.get(name) == 0:
+            problems.append(f"{env_name(name)}: invalid (must be more than 0)")
+    for name in ("call_cpu_limit", "call_lag_limit_ms"):
+        limit = values.get(name)
+        if isinstance(limit, float) and not limit > 0:
             problems.append(f"{env_name(name)}: invalid (must be more than 0)")
     cap = values.get("max_connections_per_ip")
     if isinstance(cap, int) and cap < 0:

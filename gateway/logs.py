@@ -31,7 +31,7 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 # A number stands alone: neither end may touch an id's characters (see the docstring).
 _PHONE = re.compile(r"(?<![\w+/.\-])\+?\(?\d[\d\- ()]{5,}\d(?![\w+/=])")
 _ID_FIELDS = ("tenant_id", "call_id", "request_id")
-_EXTRA_FIELDS = (*_ID_FIELDS, "route", "status", "duration_ms", "event")
+_EXTRA_FIELDS = (*_ID_FIELDS, "route", "status", "duration_ms", "event", "timing")
 
 
 def mask_phone_numbers(text: str) -> str:

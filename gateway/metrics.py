@@ -57,6 +57,9 @@ class Metrics:
         self.active_calls = self.gauge("voicegw_active_calls", "Phone calls in progress")
         self.live_streams = self.gauge(
             "voicegw_live_streams", "Open dashboard event streams (GET /v1/live)")
+        self.calls_refused = self.counter(
+            "voicegw_calls_refused_total", "Phone calls answered \"all lines busy\", by why "
+            "(max_calls, lag, cpu, draining)", ["reason"])
         self.http_requests = self.counter(
             "voicegw_http_requests_total", "HTTP requests by route template and status",
             ("route", "status"))

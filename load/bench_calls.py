@@ -7,7 +7,18 @@ simulated Twilio callers, are pinned to the other cores, so what is measured is 
 gateway's core. Redis and PostgreSQL are the local servers (a scratch database and key
 prefix, both dropped at the end). Each level holds N calls for a while (see
 `load.bench_load`) on a fresh, warmed-up gateway process, so no level inherits the memory
-or the backlog of the one before; a sweep runs the levels in order within a time budget.
+or the backlog of the one before; a sweep runs the levels in order within a time budget,
+`--runs` times (three by default: the report gives each figure's median), and after each
+run's voicegw levels the `--pipecat` levels on a stock pipecat Twilio bot
+(`load.pipecat_stock`) under the same callers, script, emulators and pinning.
+
+What makes a figure trustworthy is checked, not assumed: CPU per call-second is the
+server's CPU over a window of at least 30 s divided by the call-seconds held in it; the
+machine's load average and what other processes used are read before each level, and
+what every process but the server, the callers and the emulators used during it (from
+/proc/stat; Redis and PostgreSQL shown apart): over 0.1 core, BENCHMARKS.md is not
+written and the reason is printed (exit status 3). Silero's stop delay is measured on
+tone-coded and espeak-ng speech first (`load.vad_delay`).
 
 Added latency of a turn = what the caller measured (end of its utterance to the agent's
 first audio) minus what the configuration alone makes it wait: the VAD's stop_secs,
@@ -28,12 +39,12 @@ import secrets
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
 
-from load import bench_report
+from load import bench_report, vad_delay
 from load.bench_load import (
     CLOSE_GRACE_S,
     MAX_CALL_S,
@@ -45,10 +56,12 @@ from load.bench_load import (
 )
 from load.bench_procs import (
     Child,
+    Reading,
     Sampler,
     Scratch,
     emulator_flags,
     free_port,
+    load_average,
     start_child,
     wait_http,
 )
@@ -65,14 +78,25 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      description=__doc__.split("\n\n")[0])
     level = parser.add_mutually_exclusive_group()
     level.add_argument("--calls", type=int, help="one level of N concurrent calls")
-    level.add_argument("--sweep", default="2,10,20,25,100",
+    level.add_argument("--sweep", default="10,20,50,100",
                        help="levels to run in this order, comma separated (default "
-                            "%(default)s; the first is the baseline: keep it small)")
+                            "%(default)s: the last above one core's capacity, to show "
+                            "admission refusing calls and the admitted ones intact)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="run the sweep this many times; figures are the medians "
+                             f"(BENCHMARKS.md takes {bench_report.RUNS_RECORDED})")
+    parser.add_argument("--pipecat", default="10",
+                        help="levels also run on a stock pipecat pipeline (load.pipecat_stock) "
+                             "in each run, comma separated (default %(default)s: it fills a "
+                             "core at about 12 calls, and a full core caps CPU per "
+                             "call-second; empty: none)")
     parser.add_argument("--ramp-s", type=float, default=10.0,
                         help="the N calls start spread over this many seconds")
-    parser.add_argument("--duration-s", type=float, default=20.0,
+    parser.add_argument("--duration-s", type=float, default=32.0,
                         help="callers whose call ended redial until this long after the "
-                             "ramp (a call lasts about 35 s: the default never redials)")
+                             "ramp; CPU is measured over this window (BENCHMARKS.md takes "
+                             f"at least {bench_report.MIN_WINDOW_S:g} s)")
+
     parser.add_argument("--turns", type=int, default=3, choices=(1, 2, 3),
                         help="utterances per call")
     parser.add_argument("--gateway-core", type=int, default=0)
@@ -94,7 +118,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the gateway's speech timeout (agents/voice/call.py)")
     parser.add_argument("--target-ms", type=float, default=50.0,
                         help="p99 added latency a level must stay within")
-    parser.add_argument("--budget-s", type=float, default=570.0,
+    parser.add_argument("--silence-ms", type=float, default=50.0,
+                        help="silence heard inside replies a level must stay within, ms per "
+                             "minute of agent speech")
+    parser.add_argument("--vad-phrases", type=int, default=6,
+                        help="phrases synthesized with espeak-ng for Silero's stop delay "
+                             "on real speech (0: skip)")
+    parser.add_argument("--budget-s", type=float, default=3600.0,
                         help="skip levels that would end the run later than this")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the gateway (e.g. LOGURU_LEVEL=INFO)")
@@ -227,8 +257,12 @@ async def _start_gateway(h: Harness, first: bool) -> tuple[Child, Sampler]:
                                       h.args.vad)
         sampler = Sampler(gateway.pid, h.emulators.pid, h.args.gateway_core)
         sampler.start()
-        warm = await run_level(h.endpoint, NUMBER, 2, 0.5, 0.0, warm_up_script, sampler)
-        h.warm_ups.append(warm)
+        for _ in range(10):  # a gateway just started may still refuse (its loop is late)
+            warm = await run_level(h.endpoint, NUMBER, 2, 0.5, 0.0, warm_up_script, sampler)
+            h.warm_ups.append(warm)
+            if not any(outcome.refused for outcome in warm.outcomes):
+                break
+            await asyncio.sleep(2.0)
         for outcome in warm.outcomes:
             if not outcome.held:
                 print(f"  warm-up call not held: {outcome.error} {outcome.result}", flush=True)
@@ -240,8 +274,20 @@ async def _start_gateway(h: Harness, first: bool) -> tuple[Child, Sampler]:
     return gateway, sampler
 
 
-async def _level(h: Harness, calls: int, last: bool, runs: list[LevelRun],
-                 timing: Timing) -> bench_report.Checks | None:
+async def _machine_before(sampler: Sampler, quiet: Reading, idle: Reading) -> tuple[
+        tuple[float, float, float], float]:
+    """The load average, and the cores every process but the idle server, this one and
+    the emulators used over the idle readings just taken."""
+    seconds = idle.at - quiet.at
+    others = ((idle.machine_busy_s - quiet.machine_busy_s)
+              - (idle.gateway_cpu_s - quiet.gateway_cpu_s)
+              - (idle.emulators_cpu_s - quiet.emulators_cpu_s)
+              - (idle.self_cpu_s - quiet.self_cpu_s)) / seconds
+    return load_average(), others
+
+
+async def _level(h: Harness, calls: int, run_no: int, runs: list[LevelRun],
+                 timing: Timing) -> None:
     args = h.args
     gateway, sampler = await _start_gateway(h, first=not runs)
     try:
@@ -249,26 +295,65 @@ async def _level(h: Harness, calls: int, last: bool, runs: list[LevelRun],
         quiet = sampler.read()
         await asyncio.sleep(4.0)
         idle = sampler.read()
-        print(f"level: {calls} calls", flush=True)
+        load, others = await _machine_before(sampler, quiet, idle)
+        print(f"level: {calls} calls (run {run_no}); machine before it: load average "
+              f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, other processes "
+              f"{others:.2f} cores", flush=True)
         run = await run_level(h.endpoint, NUMBER, calls, args.ramp_s, args.duration_s,
                               lambda index: script_for(index, args.turns), sampler)
         run.idle_rss = idle.gateway_rss
         run.idle_cores = (idle.gateway_cpu_s - quiet.gateway_cpu_s) / (idle.at - quiet.at)
+        run.run, run.load_before, run.others_before = run_no, load, others
         runs.append(run)
-        print(bench_report.level_line(run, timing, gateway), flush=True)
-        wait_s = 90 if last else 20  # the last: every call settled before the checks
+        print(bench_report.level_line(run, timing, gateway.log_path, gateway.log_tail(8),
+                                      args.target_ms, args.silence_ms), flush=True)
         async with aiohttp.ClientSession() as http:
-            if not await wait_idle(http, h.endpoint.gateway_url, wait_s):
-                print(f"  the gateway still reports live calls {wait_s} s after the level "
+            if not await wait_idle(http, h.endpoint.gateway_url, 20):
+                print("  the gateway still reports live calls 20 s after the level "
                       "(stopping it settles them)", flush=True)
-        if last:
-            return await bench_report.integrity(h.endpoint.gateway_url, h.api_key,
-                                                h.env["VOICEGW_DATABASE_URL"],
-                                                [*h.warm_ups, *runs])
-        return None
     finally:
         await sampler.stop()
         gateway.stop()
+
+
+async def _stock_level(h: Harness, calls: int, run_no: int, runs: list[LevelRun],
+                       timing: Timing) -> None:
+    """The same level against stock pipecat (load.pipecat_stock), pinned the same way."""
+    args = h.args
+    port = free_port()
+    server = start_child("pipecat", [
+        sys.executable, "-m", "load.pipecat_stock", "--port", str(port),
+        "--vendors", h.endpoint.stt_emulator_url or "", "--vad-stop-s", str(args.vad_stop_s),
+        "--user-speech-timeout-s", str(args.user_speech_timeout_s)],
+        dict(os.environ), {args.gateway_core}, h.log_dir)
+    endpoint = replace(h.endpoint, gateway_url=f"http://127.0.0.1:{port}")
+    sampler = Sampler(server.pid, h.emulators.pid, args.gateway_core)
+    try:
+        await wait_http(endpoint.gateway_url + "/readyz", server, ok_below=300)
+        sampler.start()
+        await run_level(endpoint, NUMBER, 2, 0.5, 0.0, warm_up_script, sampler)
+        async with aiohttp.ClientSession() as http:
+            await wait_idle(http, endpoint.gateway_url, 20)
+        await asyncio.sleep(1.0)
+        quiet = sampler.read()
+        await asyncio.sleep(4.0)
+        idle = sampler.read()
+        load, others = await _machine_before(sampler, quiet, idle)
+        print(f"level: {calls} calls on stock pipecat (run {run_no}); machine before it: "
+              f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, other "
+              f"processes {others:.2f} cores", flush=True)
+        run = await run_level(endpoint, NUMBER, calls, args.ramp_s, args.duration_s,
+                              lambda index: script_for(index, args.turns), sampler)
+        run.idle_rss = idle.gateway_rss
+        run.idle_cores = (idle.gateway_cpu_s - quiet.gateway_cpu_s) / (idle.at - quiet.at)
+        run.run, run.load_before, run.others_before = run_no, load, others
+        run.server = "pipecat"
+        runs.append(run)
+        print(bench_report.level_line(run, timing, server.log_path, server.log_tail(8),
+                                      args.target_ms, args.silence_ms), flush=True)
+    finally:
+        await sampler.stop()
+        server.stop()
 
 
 async def _run(args: argparse.Namespace, log_dir: Path) -> bench_report.Report:
@@ -276,6 +361,11 @@ async def _run(args: argparse.Namespace, log_dir: Path) -> bench_report.Report:
     levels = _levels(args)
     load_cores = _other_cores(args.gateway_core)
     os.sched_setaffinity(0, load_cores)  # this process and every thread it starts
+    vad_lines = ""
+    if args.vad_phrases:
+        print("Silero's stop delay (tone-coded and espeak-ng speech)...", flush=True)
+        vad_lines = vad_delay.report(args.vad_phrases, args.vad_stop_s)
+        print(vad_lines, flush=True)
     scratch = await Scratch.create(args.postgres_url, args.redis_url)
     admin_token, auth_token = "bench_" + secrets.token_urlsafe(24), secrets.token_hex(16)
     emulator_port, gateway_port = free_port(), free_port()
@@ -291,22 +381,33 @@ async def _run(args: argparse.Namespace, log_dir: Path) -> bench_report.Report:
         harness = Harness(args, log_dir, emulators, endpoint, env)
         runs: list[LevelRun] = []
         skipped: list[int] = []
-        checks: bench_report.Checks | None = None
         calls_take_s = 45.0  # a call's length, then what the last level showed
-        for number, calls in enumerate(levels, start=1):
-            last = number == len(levels)
-            # a gateway start and warm-up, the level, the wait after it (and the checks)
-            needed = 20 + args.ramp_s + max(args.duration_s, calls_take_s) + 20
-            needed += 75 if last else 0
-            if time.monotonic() - began + needed > args.budget_s:
-                skipped.append(calls)
-                continue
-            checks = await _level(harness, calls, last, runs, timing)
-            run = runs[-1]
-            calls_take_s = min(MAX_CALL_S + CLOSE_GRACE_S,
-                               run.stopped - run.started - args.ramp_s)
+        stock = [int(n) for n in args.pipecat.split(",") if n.strip()]
+        for run_no in range(1, args.runs + 1):
+            for calls in levels:
+                # a gateway start and warm-up, the level, the wait after it
+                needed = 20 + args.ramp_s + max(args.duration_s, calls_take_s) + 20
+                if time.monotonic() - began + needed > args.budget_s:
+                    skipped.append(calls)
+                    continue
+                await _level(harness, calls, run_no, runs, timing)
+                run = runs[-1]
+                calls_take_s = min(MAX_CALL_S + CLOSE_GRACE_S,
+                                   run.stopped - run.started - args.ramp_s)
+            for calls in stock:
+                await _stock_level(harness, calls, run_no, runs, timing)
+        checks = None
+        if any(r.server == "voicegw" for r in runs):
+            gateway, sampler = await _start_gateway(harness, first=False)
+            try:
+                checks = await bench_report.integrity(
+                    endpoint.gateway_url, harness.api_key, env["VOICEGW_DATABASE_URL"],
+                    [*harness.warm_ups, *(r for r in runs if r.server == "voicegw")])
+            finally:
+                await sampler.stop()
+                gateway.stop()
         return bench_report.Report(args, timing, runs, skipped, checks, log_dir / "gateway.log",
-                                   time.monotonic() - began)
+                                   time.monotonic() - began, vad_lines)
     finally:
         emulators.stop()
         await scratch.drop()
@@ -327,10 +428,15 @@ def main(argv: list[str] | None = None) -> None:
         report = asyncio.run(_run(args, log_dir))
         section = report.markdown(COMMAND, _command_line(argv), dt.datetime.now(dt.UTC),
                                   platform.python_version())
+        refusals = report.refusals()
     print(section)
-    if not args.no_record:
-        bench_report.record(Path(args.output), section)
-        print(f"recorded in {args.output}")
+    if args.no_record:
+        return
+    if refusals:
+        print(f"NOT recorded in {args.output}:\n- " + "\n- ".join(refusals))
+        raise SystemExit(3)
+    bench_report.record(Path(args.output), section)
+    print(f"recorded in {args.output}")
 
 
 def _command_line(argv: list[str] | None) -> str:

@@ -43,14 +43,28 @@ class Probe:
     all_live_at: float | None = None  # when `live` first reached the level's N
     first_drop_at: float | None = None  # when it first fell below N after that
     target: int = 0
+    _call_s: float = 0.0  # live calls integrated over time, up to `_since`
+    _since: float = field(default_factory=time.monotonic)
+
+    def _integrate(self) -> None:
+        now = time.monotonic()
+        self._call_s += self.live * (now - self._since)
+        self._since = now
+
+    def call_seconds(self) -> float:
+        """Call-seconds held so far: what CPU per call-second divides by."""
+        self._integrate()
+        return self._call_s
 
     def up(self) -> None:
+        self._integrate()
         self.live += 1
         self.peak_live = max(self.peak_live, self.live)
         if self.live >= self.target and self.all_live_at is None:
             self.all_live_at = time.monotonic()
 
     def down(self) -> None:
+        self._integrate()
         self.live -= 1
         if self.all_live_at is not None and self.first_drop_at is None:
             self.first_drop_at = time.monotonic()
@@ -124,6 +138,17 @@ class LevelRun:
     idle_before: Reading | None
     idle_rss: int = 0  # the gateway's RSS and CPU use once warm and quiet (set by the caller)
     idle_cores: float = 0.0
+    run: int = 1  # which of the benchmark's runs
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)  # load average at the start
+    others_before: float = 0.0  # cores other processes used just before the level
+    server: str = "voicegw"  # or "pipecat": who answered the calls
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """Where CPU is measured: from the end of the ramp until the callers stop
+        redialling (every slot is on the line or redialling all along)."""
+        start = self.started + self.ramp_s
+        return start, start + self.duration_s
 
 
 async def _active_calls(http: aiohttp.ClientSession, gateway_url: str) -> int | None:
@@ -175,6 +200,7 @@ async def run_level(endpoint: Endpoint, to: str, calls: int, ramp_s: float,
                     duration_s: float, scripts: Callable[[int], CallScript],
                     sampler: Sampler) -> LevelRun:
     probe = Probe(target=calls)
+    sampler.call_seconds = probe.call_seconds
     outcomes: list[Outcome] = []
     connector = aiohttp.TCPConnector(limit=0)  # one socket per call, never queued here
     async with aiohttp.ClientSession(connector=connector) as http:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -44,11 +45,44 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads, in seconds."""
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU time of a process, all its threads, in seconds (with
+    `children`, also that of its children that ended and were waited for)."""
     # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+STORE_COMMANDS = ("redis-server", "valkey-server", "postgres")
+
+
+def stores_cpu_seconds() -> float:
+    """CPU seconds of the Redis and PostgreSQL processes on this host (PostgreSQL's
+    backends that ended count through the postmaster's children's time): they serve the
+    gateway under test, but other users of the same servers show up here too."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if (entry / "comm").read_text().strip() in STORE_COMMANDS:
+                total += cpu_seconds(int(entry.name), children=True)
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """Seconds all cores together spent busy since boot, every process."""
+    first = Path("/proc/stat").read_text().split("\n", 1)[0]
+    ticks = [int(v) for v in first.split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
+
+
+def load_average() -> tuple[float, float, float]:
+    one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
+    return float(one), float(five), float(fifteen)
 
 
 def rss_bytes(pid: int) -> int:
@@ -73,6 +107,9 @@ class Reading:
     emulators_cpu_s: float
     self_cpu_s: float
     gateway_core_busy_s: float
+    machine_busy_s: float = 0.0  # all cores, every process
+    stores_cpu_s: float = 0.0  # Redis and PostgreSQL
+    call_s: float = 0.0  # call-seconds the callers held so far (live calls integrated)
 
 
 @dataclass
@@ -198,11 +235,13 @@ class Sampler:
         self.period_s = period_s
         self.readings: list[Reading] = []
         self._task: asyncio.Task[None] | None = None
+        self.call_seconds: Callable[[], float] = lambda: 0.0  # set by the level's callers
 
     def read(self) -> Reading:
         reading = Reading(time.monotonic(), cpu_seconds(self.gateway_pid),
                           rss_bytes(self.gateway_pid), cpu_seconds(self.emulators_pid),
-                          time.process_time(), core_busy_seconds(self.gateway_core))
+                          time.process_time(), core_busy_seconds(self.gateway_core),
+                          machine_busy_seconds(), stores_cpu_seconds(), self.call_seconds())
         self.readings.append(reading)
         return reading
 

@@ -172,12 +172,17 @@ class SimulatedCall:
             message = twilio_wire.parse_outbound(msg.data)
             now = time.monotonic()
             if message.event == "media":
+                # A message may carry several 20 ms frames (stock pipecat sends 40 ms):
+                # each is played, counted and timed as a frame of its own.
+                frames = [message.audio[i:i + FRAME_BYTES]
+                          for i in range(0, len(message.audio), FRAME_BYTES)] or [b""]
                 if last is not None:
                     self.result.frame_gaps_ms.append((now - last) * 1000)
+                self.result.frame_gaps_ms.extend([0.0] * (len(frames) - 1))
                 last = now
                 self._on_agent_audio(now)
-                self.line.playing.append(message.audio)
-                self.result.agent_audio_ms += FRAME_MS
+                self.line.playing.extend(frames)
+                self.result.agent_audio_ms += FRAME_MS * len(frames)
             elif message.event == "mark":
                 self.line.playing.append(message.name)
             elif message.event == "clear":

@@ -184,7 +184,8 @@ class VoiceCall:
         stt, llm, tts = make_services(self.setup.providers, self.usage, self._http,
                                       self._openai_http,
                                       voice=config.voice, language=config.language,
-                                      system_prompt=config.system_prompt)
+                                      system_prompt=config.system_prompt,
+                                      timer=self.clock.timer)
         # The greeting reaches the context through the assistant aggregator, as spoken.
         context = LLMContext(tools=_tools_schema(config.tools))
         for name in config.tools:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipecat.frames.frames import (
     Frame,
@@ -101,6 +102,20 @@ class LLMUsageMeter:
                         self._open.reported = True
         elif isinstance(frame, LLMFullResponseEndFrame):
             self.close_response()
+
+    def on_chunk(self, chunk: Any) -> None:
+        """A raw chunk of the LLM's stream (an OpenAI `ChatCompletionChunk`): the name and
+        argument fragments of a tool call are counted as they stream, like text is, so a
+        response cut off mid-call is billed for them (pipecat pushes a tool call as a
+        frame only once the stream has ended)."""
+        if self._open is None:
+            return
+        for choice in getattr(chunk, "choices", None) or ():
+            for call in getattr(choice.delta, "tool_calls", None) or ():
+                function = call.function
+                if function is not None:
+                    self._open.streamed.extend(
+                        part for part in (function.name, function.arguments) if part)
 
     def close_response(self) -> None:
         """Counts a response the provider reported no usage for; call at the end too."""

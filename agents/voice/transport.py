@@ -2,8 +2,9 @@
 
 Inbound: the gateway decodes each media message and calls `CallInput.feed_audio` (mu-law
 8 kHz). Outbound: agent audio is converted to mu-law and handed to the `CallChannel` in
-20 ms frames, paced a little faster than real time (Twilio buffers, and a smaller buffer
-on its side makes barge-in stop the agent sooner). A mark is sent every `MARK_EVERY_MS`
+20 ms frames, sent as soon as TTS makes them (up to `MAX_AHEAD_S` ahead of the caller):
+Twilio buffers and plays at real time, so the audio queued there covers a TTS chunk or
+sentence that comes late, and `clear` empties it on barge-in. A mark is sent every `MARK_EVERY_MS`
 of audio, so the marks Twilio echoes tell how much the caller actually heard; on barge-in
 the channel is told to `clear` and unheard audio is dropped on Twilio's side.
 """
@@ -14,7 +15,7 @@ import asyncio
 import audioop  # pipecat itself converts mu-law with it; removed only in Python 3.13
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipecat.audio.dtmf.types import KeypadEntry
@@ -33,14 +34,32 @@ from pipecat.transports.base_input import BaseInputTransport
 from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport, TransportParams
 
+from agents.voice.timing import TurnTimer
+
 SAMPLE_RATE = 8000
 FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz: what Twilio sends and expects
 MARK_EVERY_MS = 200
-PACE = 0.8  # send audio at 1/PACE of real time: a short buffer on Twilio's side
+# Agent audio goes to Twilio as soon as TTS makes it, up to this far ahead of what the
+# caller is hearing: Twilio plays what it buffered at real time, so a TTS chunk or a
+# sentence that comes late is absorbed by the audio already queued there instead of
+# being heard as a gap; on barge-in `clear` drops it all at once, and the marks still
+# say what was played.
+MAX_AHEAD_S = 4.0
+# TTS streams at about real time, so without slack every chunk that comes a few ms late
+# is heard as a gap (measured: 260-350 ms of silence per minute of speech at 0, none at
+# 40 ms on a loaded machine; BENCHMARKS.md): a reply's audio starts this much late.
+PREROLL_S = 0.04
 # Caller audio enters the pipeline 40 ms at a time: every frame costs a hop through each
 # processor before turn detection, so two of Twilio's 20 ms frames per frame halve that,
 # for at most 20 ms later speech detection (measured in BENCHMARKS.md).
 INBOUND_BATCH_BYTES = 2 * FRAME_BYTES
+# Once the caller has been silent for QUIET_AFTER_MS (long after the VAD's 0.2 s stop and
+# any turn it ends), silence enters 200 ms at a time: most of a call's inbound audio is
+# the caller listening, and every hop costs per frame. The first sound flushes what is
+# held at once, so speech (and barge-in) is detected exactly as soon as before.
+QUIET_AFTER_MS = 640
+QUIET_BATCH_MS = 200
+QUIET_PEAK = 100  # loudest 16-bit sample of silence (-50 dBFS)
 
 
 class CallChannel(Protocol):
@@ -63,16 +82,20 @@ class PlayoutClock:
     heard_at_clear: int = 0  # heard_ms when the last clear was sent (a barge-in)
     speech_ended_at: float | None = None  # caller's speech not answered yet (monotonic)
     on_turn_latency: Callable[[float], None] | None = None
+    timer: TurnTimer = field(default_factory=TurnTimer)
 
     def caller_started(self) -> None:
         self.speech_ended_at = None  # still speaking: the turn is not over
+        self.timer.cancel()
 
     def caller_stopped(self, ended_at: float) -> None:
         self.speech_ended_at = ended_at
+        self.timer.begin()
 
     def agent_audio(self, now: float) -> None:
         if self.first_audio_at is None:
             self.first_audio_at = now
+        self.timer.first_frame_out()
         if self.speech_ended_at is not None:
             latency, self.speech_ended_at = now - self.speech_ended_at, None
             if self.on_turn_latency is not None:
@@ -91,6 +114,8 @@ class CallInput(BaseInputTransport):
         super().__init__(params, **kwargs)
         self._ready = asyncio.Event()
         self._inbound = b""
+        self._quiet_ms = 0
+        self._held = b""
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
@@ -104,6 +129,17 @@ class CallInput(BaseInputTransport):
         if len(self._inbound) < INBOUND_BATCH_BYTES:
             return
         pcm, self._inbound = audioop.ulaw2lin(self._inbound, 2), b""
+        if audioop.max(pcm, 2) < QUIET_PEAK:
+            self._quiet_ms += len(pcm) * 1000 // (2 * SAMPLE_RATE)
+            if self._quiet_ms > QUIET_AFTER_MS:
+                self._held += pcm
+                if len(self._held) * 1000 // (2 * SAMPLE_RATE) < QUIET_BATCH_MS:
+                    return
+                pcm, self._held = self._held, b""
+        else:
+            self._quiet_ms = 0
+            if self._held:
+                pcm, self._held = self._held + pcm, b""
         await self.push_audio_frame(InputAudioRawFrame(pcm, SAMPLE_RATE, 1))
 
     async def feed_dtmf(self, digit: str) -> None:
@@ -121,7 +157,6 @@ class CallOutput(BaseOutputTransport):
         self._channel = channel
         self._clock = clock
         self._pending = b""
-        self._next_send = 0.0
         self._since_mark_ms = 0
         self._closed = False
         self._playing_until = 0.0  # when the audio sent so far ends at the caller's side
@@ -142,7 +177,6 @@ class CallOutput(BaseOutputTransport):
         await super().process_frame(frame, direction)
         if isinstance(frame, InterruptionFrame):
             self._pending = b""
-            self._next_send = 0.0
             # Only audio still playing at the caller's side makes this a barge-in; a turn
             # that starts after the agent finished has nothing to clear.
             if time.monotonic() < self._playing_until:
@@ -162,6 +196,12 @@ class CallOutput(BaseOutputTransport):
 
     async def _send(self, chunk: bytes) -> None:
         now = time.monotonic()
+        if now >= self._playing_until and PREROLL_S:
+            # Nothing is playing at the caller's: this frame starts the audio there, and
+            # the caller's playout runs at real time from it. Starting it PREROLL_S late
+            # gives every later chunk that much slack (TTS streams at about real time).
+            await asyncio.sleep(PREROLL_S)
+            now = time.monotonic()
         self._clock.agent_audio(now)
         self._playing_until = max(self._playing_until, now) + 0.02
         await self._channel.send_audio(chunk)
@@ -169,20 +209,14 @@ class CallOutput(BaseOutputTransport):
         self._since_mark_ms += 20
         if self._since_mark_ms >= MARK_EVERY_MS:
             await self._flush_mark()
-        await self._pace()
+        ahead = self._playing_until - time.monotonic()
+        if ahead > MAX_AHEAD_S:  # a TTS far faster than real time: hold it back here
+            await asyncio.sleep(ahead - MAX_AHEAD_S)
 
     async def _flush_mark(self) -> None:
         if self._since_mark_ms:
             self._since_mark_ms = 0
             await self._channel.send_mark(self._clock.mark_name())
-
-    async def _pace(self) -> None:
-        now = time.monotonic()
-        if self._next_send <= now:
-            self._next_send = now + 0.02 * PACE
-            return
-        await asyncio.sleep(self._next_send - now)
-        self._next_send += 0.02 * PACE
 
 
 class CallTransport(BaseTransport):

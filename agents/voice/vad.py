@@ -8,6 +8,11 @@ Two changes to pipecat's analyzers, both measured (BENCHMARKS.md, "Phone calls")
 - Analysis runs inline instead of on a one-thread executor per call: a window costs a
   fraction of a millisecond, less than handing every 20 ms frame to a thread and back.
 
+- The model is not run on windows of silence (peak under -50 dBFS: the caller listening,
+  digital silence between words): pipecat's volume gate says "not speech" for them
+  whatever the model says, and they are most of a call's inbound audio.
+The pieces that touch pipecat's private attributes are in agents/voice/pipecat_private.py.
+
 Smart-turn (pipecat's turn model) is not used: it costs on the order of 100 ms of CPU per
 turn, which at the calls per core we aim for is a core of its own.
 """
@@ -19,20 +24,16 @@ from importlib import resources
 
 import numpy as np
 import onnxruntime
-from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+
+from agents.voice.pipecat_private import InlineVADAnalyzer, SharedSileroVADAnalyzer, session_for
 
 # RMS of 16-bit samples that counts as full confidence; speech on a phone line sits well
 # above it, line noise well below.
 ENERGY_FULL_SCALE = 1500.0
 
 
-class _Inline(VADAnalyzer):
-    async def analyze_audio(self, buffer: bytes) -> VADState:
-        return self._run_analyzer(buffer)
-
-
-class EnergyVADAnalyzer(_Inline):
+class EnergyVADAnalyzer(InlineVADAnalyzer):
     """Confidence from the RMS energy of a 20 ms window."""
 
     def num_frames_required(self) -> int:
@@ -48,35 +49,12 @@ class EnergyVADAnalyzer(_Inline):
 
 @cache
 def _silero_session() -> onnxruntime.InferenceSession:
-    options = onnxruntime.SessionOptions()
-    options.inter_op_num_threads = 1
-    options.intra_op_num_threads = 1
-    path = resources.files("pipecat.audio.vad.data") / "silero_vad.onnx"
-    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"],
-                                        sess_options=options)
-
-
-class _SharedSileroModel(SileroOnnxModel):
-    """pipecat's Silero wrapper (state, context, checks) on the shared session."""
-
-    def __init__(self) -> None:
-        self.session = _silero_session()
-        self.reset_states()  # type: ignore[no-untyped-call]
-        self.sample_rates = [8000, 16000]
-
-
-class SharedSileroVADAnalyzer(_Inline, SileroVADAnalyzer):
-    def __init__(self, *, sample_rate: int, params: VADParams) -> None:
-        # SileroVADAnalyzer.__init__ would open a session of its own: set up what it
-        # sets up (pipecat is pinned exactly, so these names are stable) on the shared one.
-        VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)
-        self._model = _SharedSileroModel()
-        self._windows_since_reset = 0
-        self._low_confidence_windows = 0
+    return session_for(str(resources.files("pipecat.audio.vad.data") / "silero_vad.onnx"))
 
 
 def make_vad(kind: str, sample_rate: int) -> VADAnalyzer:
     params = VADParams()  # pipecat's defaults: 0.2 s of silence ends speech
     if kind == "energy":
         return EnergyVADAnalyzer(sample_rate=sample_rate, params=params)
-    return SharedSileroVADAnalyzer(sample_rate=sample_rate, params=params)
+    return SharedSileroVADAnalyzer(sample_rate=sample_rate, params=params,
+                                   session=_silero_session())

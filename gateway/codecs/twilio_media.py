@@ -19,6 +19,7 @@ skipping a message we cannot use. (Nothing may follow `stop`, unknown events inc
 
 from __future__ import annotations
 
+from binascii import b2a_base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -27,7 +28,6 @@ import orjson
 
 from gateway.codecs._fields import (
     decode_base64,
-    encode_base64,
     get_int,
     get_object,
     get_optional_int,
@@ -52,6 +52,7 @@ __all__ = [
     "encode_clear",
     "encode_mark",
     "encode_media",
+    "media_encoder",
 ]
 
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
@@ -276,9 +277,19 @@ def _dumps(message: dict[str, Any]) -> str:
 
 def encode_media(stream_sid: str, mulaw: bytes) -> str:
     """Audio for Twilio to play to the caller: mu-law, 8 kHz, mono, no header."""
-    return _dumps(
-        {"event": "media", "streamSid": stream_sid, "media": {"payload": encode_base64(mulaw)}}
-    )
+    return media_encoder(stream_sid)(mulaw)
+
+
+def media_encoder(stream_sid: str) -> Callable[[bytes], str]:
+    """`encode_media` for one stream, fast: the message is a template around the payload
+    (the stream id JSON-escaped once), sent 50 times a second per call."""
+    prefix = ('{"event":"media","streamSid":' + orjson.dumps(stream_sid).decode()
+              + ',"media":{"payload":"')
+
+    def encode(mulaw: bytes) -> str:
+        return prefix + b2a_base64(mulaw, newline=False).decode("ascii") + '"}}'
+
+    return encode
 
 
 def encode_mark(stream_sid: str, name: str) -> str:

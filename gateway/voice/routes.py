@@ -11,6 +11,8 @@ answered once, ever: a replayed webhook is told so and hung up (gateway.voice.re
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,8 +30,10 @@ from api.webhook_models import TwilioCallStatusForm, TwilioVoiceForm
 from gateway.codecs import session_token, twiml
 from gateway.state import METRICS, SESSIONS, SETTINGS
 from gateway.twilio_auth import signed_twilio_form
+from gateway.voice.capacity import CallCapacity
 from gateway.voice.replay import answered_once, is_call_sid, refused_replay, release_webhook
 from gateway.voice.state import (
+    CALL_CAPACITY,
     OPENAI_HTTP,
     STREAM_TOKEN_KEY,
     TWILIO_CALLS,
@@ -111,9 +115,14 @@ async def _answer(request: web.Request, call_sid: str, to: str, caller: str) -> 
         log.info("call refused: tenant paused", extra={"tenant_id": tenant})
         return _twiml(twiml.say_and_hangup(UNAVAILABLE))
     sessions = request.app[SESSIONS]
-    if sessions.draining or sessions.count("phone") >= request.app[SETTINGS].max_calls:
-        log.warning("call refused: at capacity", extra={"tenant_id": tenant})
+    capacity = request.app[CALL_CAPACITY]
+    refusal = ("draining", "shutting down") if sessions.draining else \
+        capacity.refusal(sessions.count("phone"))
+    if refusal is not None:
+        log.warning("call refused: at capacity (%s)", refusal[1], extra={"tenant_id": tenant})
+        request.app[METRICS].calls_refused.labels(reason=refusal[0]).inc()
         return _twiml(twiml.say_and_hangup(BUSY))
+    capacity.admitted(call_sid)
     token = session_token.issue(
         request.app[STREAM_TOKEN_KEY],
         {"tenant": tenant, "call": call_sid, "to": to, "from": caller[:32]},
@@ -161,7 +170,13 @@ async def _voice_ctx(app: web.Application) -> AsyncIterator[None]:
     # Every gateway derives the same key from the shared admin token: a stream may land
     # on another process or host than the webhook that issued its token.
     app[STREAM_TOKEN_KEY] = session_token.derive_key(settings.admin_token, "twilio-stream")
+    app[CALL_CAPACITY] = capacity = CallCapacity(settings.max_calls, settings.call_cpu_limit,
+                                                 settings.call_lag_limit_ms)
+    sampling = asyncio.create_task(capacity.run(), name="voice-capacity")
     yield
+    sampling.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sampling
     await http.close()
     await openai_http.aclose()
 

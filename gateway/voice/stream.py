@@ -22,7 +22,6 @@ import time
 import uuid
 from dataclasses import replace
 
-import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from agents.voice.call import CallSetup, VoiceCall
@@ -40,7 +39,7 @@ from gateway.codecs.twilio_media import (
     Stop,
     encode_clear,
     encode_mark,
-    encode_media,
+    media_encoder,
 )
 from gateway.logs import call_id_var, tenant_id_var
 from gateway.sessions import LiveSession
@@ -53,6 +52,7 @@ from gateway.voice.conversation import (
 )
 from gateway.voice.replay import call_session_id, claim, refused_replay
 from gateway.voice.state import (
+    CALL_CAPACITY,
     OPENAI_HTTP,
     STREAM_TOKEN_KEY,
     TWILIO_CALLS,
@@ -79,6 +79,7 @@ class TwilioChannel:
     def __init__(self, ws: web.WebSocketResponse, stream_sid: str) -> None:
         self._ws = ws
         self._sid = stream_sid
+        self._media = media_encoder(stream_sid)
 
     async def _send(self, text: str) -> None:
         if not self._ws.closed:
@@ -86,7 +87,7 @@ class TwilioChannel:
                 await self._ws.send_str(text)
 
     async def send_audio(self, mulaw: bytes) -> None:
-        await self._send(encode_media(self._sid, mulaw))
+        await self._send(self._media(mulaw))
 
     async def send_mark(self, name: str) -> None:
         await self._send(encode_mark(self._sid, name))
@@ -198,6 +199,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
 async def _run_call(request: web.Request, ws: web.WebSocketResponse,
                     parser: MediaStreamParser, start: Start, claims: dict[str, object]) -> None:
     app = request.app
+    app[CALL_CAPACITY].started(start.call_sid)  # admitted by the webhook, live from here
     tenant, caller, to = str(claims["tenant"]), str(claims.get("from", "")), str(claims["to"])
     tenant_id_var.set(tenant)
     call_id_var.set(start.call_sid)
@@ -286,33 +288,39 @@ async def _supervise(app: web.Application, ws: web.WebSocketResponse,
 async def _read_until_end(ws: web.WebSocketResponse, parser: MediaStreamParser,
                           call: VoiceCall, running: asyncio.Task[None]) -> str:
     """Feeds the call from the socket until `stop`, a close, an error, or the call ends;
-    says which."""
-    receiving: asyncio.Task[aiohttp.WSMessage] | None = None
+    says which. One reader task per call, waited for once beside the call (not a future
+    and a wait per 20 ms frame)."""
+    reading = asyncio.create_task(_read_socket(ws, parser, call), name="stream-reader")
     try:
-        while not running.done():
-            receiving = asyncio.ensure_future(ws.receive())
-            await asyncio.wait({receiving, running}, return_when=asyncio.FIRST_COMPLETED)
-            if not receiving.done():
-                return "call_ended"  # on our side: goodbye, transfer, error
-            msg = receiving.result()
-            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                return "closed"
-            try:
-                event = parser.receive(msg.data)
-            except MediaStreamError as exc:
-                log.warning("stream closed on a protocol error: %s", exc)
-                await _close(ws, exc.close_code, str(exc))
-                return "protocol_error"
-            if isinstance(event, Media):
-                if event.track in ("inbound", "inbound_track"):
-                    await call.feed_audio(event.payload, event.timestamp_ms)
-            elif isinstance(event, Mark):
-                call.on_mark(event.name)
-            elif isinstance(event, Dtmf):
-                await call.feed_dtmf(event.digit)
-            elif isinstance(event, Stop):
-                return "stop"
-        return "call_ended"
+        await asyncio.wait({reading, running}, return_when=asyncio.FIRST_COMPLETED)
+        if reading.done():
+            return reading.result()
+        return "call_ended"  # on our side: goodbye, transfer, error
     finally:
-        if receiving is not None and not receiving.done():
-            receiving.cancel()
+        if not reading.done():
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+
+async def _read_socket(ws: web.WebSocketResponse, parser: MediaStreamParser,
+                       call: VoiceCall) -> str:
+    while True:
+        msg = await ws.receive()
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return "closed"
+        try:
+            event = parser.receive(msg.data)
+        except MediaStreamError as exc:
+            log.warning("stream closed on a protocol error: %s", exc)
+            await _close(ws, exc.close_code, str(exc))
+            return "protocol_error"
+        if isinstance(event, Media):
+            if event.track in ("inbound", "inbound_track"):
+                await call.feed_audio(event.payload, event.timestamp_ms)
+        elif isinstance(event, Mark):
+            call.on_mark(event.name)
+        elif isinstance(event, Dtmf):
+            await call.feed_dtmf(event.digit)
+        elif isinstance(event, Stop):
+            return "stop"

@@ -248,6 +248,36 @@ async def _paced(response: web.StreamResponse, lines: Iterator[bytes],
     return True
 
 
+async def openai_speech(request: web.Request) -> web.StreamResponse:
+    """OpenAI `POST /v1/audio/speech` with `response_format=pcm` (what pipecat's
+    `OpenAITTSService` asks for): raw PCM s16le at 24 kHz, 60 ms a character, in 300 ms
+    chunks paced like the ElevenLabs stream (for the stock pipecat benchmark)."""
+    state = request.app[VENDORS]
+    if not request.headers.get("Authorization", "").startswith("Bearer "):
+        return web.json_response({"error": {"message": "no API key"}}, status=401)
+    try:
+        payload = orjson.loads(await request.read())
+        text = str(payload["input"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return web.json_response({"error": {"message": "input is required"}}, status=400)
+    if payload.get("response_format", "mp3") != "pcm":
+        return web.json_response({"error": {"message": "only pcm is emulated"}}, status=400)
+    state.tts_characters += len(text)
+    state.tts_requests.append({"voice": payload.get("voice"), "text": text,
+                               "characters": len(text), "output_format": "pcm_24000",
+                               "at": state.clock(), "completed": False})
+    response = web.StreamResponse(headers={"Content-Type": "audio/pcm"})
+    await response.prepare(request)
+    per_character = round(SECONDS_PER_CHARACTER * 24000)
+    chunks = (speech_pcm(first * per_character,
+                         len(text[first:first + CHARACTERS_PER_CHUNK]) * per_character, 24000)
+              for first in range(0, len(text), CHARACTERS_PER_CHUNK))
+    state.tts_requests[-1]["completed"] = await _paced(response, chunks, state)
+    if state.tts_requests[-1]["completed"]:
+        await response.write_eof()
+    return response
+
+
 def add_routes(app: web.Application, state: VendorState) -> None:
     app[VENDORS] = state
     app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", twilio_call_update)
@@ -256,5 +286,6 @@ def add_routes(app: web.Application, state: VendorState) -> None:
     app.router.add_post("/_emulator/inbound", graph_open_window)
     app.router.add_post("/{version:v[0-9.]+}/{phone_id}/messages", graph_send)
     app.router.add_post("/v1/text-to-speech/{voice}/stream", elevenlabs_stream)
+    app.router.add_post("/v1/audio/speech", openai_speech)
     app.router.add_post("/v1/text-to-speech/{voice}/stream/with-timestamps",
                         elevenlabs_with_timestamps)

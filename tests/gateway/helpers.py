@@ -33,6 +33,11 @@ def make_settings(
         "VOICEGW_REDIS_PREFIX": key_prefix,
         "VOICEGW_MIGRATE_ON_START": "false",
         "VOICEGW_SHUTDOWN_GRACE_S": "1",
+        # A test's process runs the callers and emulators beside the gateway on a shared
+        # machine: admission by live load (tested in voice/test_admission.py) must not
+        # refuse the calls other tests place.
+        "VOICEGW_CALL_CPU_LIMIT": "8",
+        "VOICEGW_CALL_LAG_LIMIT_MS": "2000",
     }
     env.update({f"VOICEGW_{k.upper()}": str(v) for k, v in overrides.items()})
     return load_settings(env)

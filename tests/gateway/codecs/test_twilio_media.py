@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.codecs.exceptions import (
@@ -23,6 +24,7 @@ from gateway.codecs.twilio_media import (
     MediaStreamParser,
     Start,
     Stop,
+    media_encoder,
 )
 from tests.gateway.codecs import vectors as v
 
@@ -326,3 +328,14 @@ def test_close_reason_fits_a_close_frame() -> None:
         parser.receive(message(v.MEDIA, streamSid="MZ" + "é" * 200))
     assert len(caught.value.close_reason.encode()) <= 123
     assert caught.value.close_reason.startswith("streamSid 'MZé")
+
+
+@pytest.mark.parametrize("sid", ["MZ" + "a" * 32, 'MZ"quoted\\back', "MZ\u00e9\u2028\n"])
+def test_the_media_template_is_the_json_of_the_message(sid: str) -> None:
+    """`media_encoder` (a template, for speed) says exactly what the JSON of the message
+    says, whatever the stream id holds."""
+    encode = media_encoder(sid)
+    for audio in (b"", b"\xff" * 160, bytes(range(256))):
+        assert orjson.loads(encode(audio)) == {
+            "event": "media", "streamSid": sid,
+            "media": {"payload": base64.b64encode(audio).decode()}}
