@@ -48,6 +48,10 @@ class Settings:
     log_level: str = "INFO"
     shutdown_grace_s: float = 30.0
     run_sink: bool = True
+    # The hourly pass that charges each held number's monthly fee (idempotent, so every
+    # process may run it). Off only where something else charges them: the in-process
+    # tests, whose exact balances a pass landing mid-test would move.
+    run_number_fees: bool = True
     migrate_on_start: bool = True
     # Live phone calls one process admits: about what one core holds with latency intact
     # (BENCHMARKS.md, "Phone calls"); more would degrade every call, not just the extra.

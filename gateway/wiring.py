@@ -197,7 +197,8 @@ def wire_metering(app: web.Application) -> None:
     if app[SETTINGS].run_sink:
         app.cleanup_ctx.append(background_task("outbox-sink", run_sink))
     app.cleanup_ctx.append(background_task("sweeper", run_sweeper))
-    app.cleanup_ctx.append(background_task("number-fees", run_number_fees))
+    if app[SETTINGS].run_number_fees:
+        app.cleanup_ctx.append(background_task("number-fees", run_number_fees))
     app.cleanup_ctx.append(background_task("webhook-delivery", run_webhook_delivery))
     app.cleanup_ctx.append(background_task("alert-thresholds", run_threshold_sync))
     if app[SETTINGS].smtp_url:
