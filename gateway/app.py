@@ -46,7 +46,7 @@ from gateway.reports import wire_reports
 from gateway.services import migrate_until_done
 from gateway.sessions import SessionRegistry
 from gateway.state import METRICS, SCHEMA_READY, SESSIONS, SETTINGS
-from gateway.stores import redis_client
+from gateway.stores import PooledConnection, redis_client
 from gateway.voice.routes import add_voice_routes
 from gateway.wiring import wire_metering
 from metering.notify.mail import Mailer, SmtpServer
@@ -92,7 +92,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = asyncpg.create_pool(
-        app[SETTINGS].database_url, min_size=0, max_size=10, timeout=5, command_timeout=30
+        app[SETTINGS].database_url, min_size=0, max_size=10, timeout=5, command_timeout=30,
+        connection_class=PooledConnection,  # no reset round trip when nothing needs one
     )
     await pool  # with min_size=0 this opens no connection yet
     app[PG_POOL] = pool

@@ -215,41 +215,16 @@ async def customer_turn(pool: asyncpg.Pool, who: TextCustomer, *, at: dt.datetim
     """The customer's message in their open conversation, or in a new one when there is
     none or the last message is more than `idle_minutes` old. Returns the conversation."""
     item = masked_turns([item], mask)[0]
-    async with pool.acquire() as conn, conn.transaction():
-        # One customer's messages are grouped one at a time, whichever process has them.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 12))",
-                           f"{who.tenant_id}:{who.channel}:{who.customer_hash}")
-        row = await conn.fetchrow(
-            """SELECT id, last_activity_at FROM conversations
-               WHERE tenant_id = $1 AND channel = $2 AND customer_hash = $3
-                 AND ended_at IS NULL ORDER BY started_at DESC LIMIT 1""",
-            who.tenant_id, who.channel, who.customer_hash)
-        if row is not None and (
-                transcript_has(item) and await conn.fetchval(
-                    "SELECT transcript @> $2::jsonb FROM conversations WHERE id = $1",
-                    row["id"], _json([{"key": item["key"]}]))):
-            return uuid.UUID(str(row["id"]))  # this message was grouped before (a retry)
-        idle = dt.timedelta(minutes=idle_minutes)
-        if row is None or at - row["last_activity_at"] > idle:
-            conversation_id = uuid.uuid4()
-            await conn.execute(
-                """INSERT INTO conversations (id, tenant_id, channel, direction,
-                       customer_hash, customer_masked, started_at, last_activity_at,
-                       session_ids, transcript, tool_calls, micro_credits)
-                   VALUES ($1, $2, $3, 'inbound', $4, $5, $6, $6, ARRAY[$7], $8::jsonb,
-                           '[]', $9)""",
-                conversation_id, who.tenant_id, who.channel, who.customer_hash,
-                who.customer_masked, at, session_id, _json([item]), micro_credits)
-            return conversation_id
-        await conn.execute(
-            """UPDATE conversations SET last_activity_at = greatest(last_activity_at, $2),
-                   transcript = COALESCE(transcript, '[]'::jsonb) || $3::jsonb,
-                   session_ids = CASE WHEN $4 = ANY(session_ids) THEN session_ids
-                                      ELSE session_ids || $4 END,
-                   micro_credits = micro_credits + $5
-               WHERE id = $1""",
-            row["id"], at, _json([item]), session_id, micro_credits)
-        return uuid.UUID(str(row["id"]))
+    # Migration 0012: lock the customer, find their open conversation, skip a turn
+    # appended before (its key), then insert or update; one round trip.
+    found = await pool.fetchval(
+        "SELECT conversation_customer_turn($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, "
+        "$10, $11)",
+        who.tenant_id, who.channel, who.customer_hash, who.customer_masked, at, idle_minutes,
+        session_id, _json(item),
+        _json([{"key": item["key"]}]) if transcript_has(item) else None,
+        micro_credits, uuid.uuid4())
+    return uuid.UUID(str(found))
 
 
 def transcript_has(item: dict[str, Any]) -> bool:
