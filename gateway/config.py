@@ -59,7 +59,7 @@ class Settings:
     # capacity.py): refused while the event loop runs more than call_lag_limit_ms late on
     # average, or when this process's CPU with one more call would pass call_cpu_limit cores.
     max_calls: int = 200
-    call_cpu_limit: float = 0.8
+    call_cpu_limit: float = 0.6
     call_lag_limit_ms: float = 25.0
     # A call records its usage in the credit store this often between renewals: a gateway
     # that dies leaves at most this much of each call unbilled (docs/metering.md).

@@ -8,9 +8,10 @@ So `POST /twilio/voice` answers "all lines busy" when, measured live:
   `WINDOW_S`, more than `VOICEGW_CALL_LAG_LIMIT_MS` late (the calls' audio is queued
   behind other work already); or
 - the process's CPU over the last `WINDOW_S` (`time.process_time`: every thread, ONNX
-  Runtime's included), plus what the calls admitted but not yet streaming will add
-  (each at the live calls' average), plus one more call, would exceed
-  `VOICEGW_CALL_CPU_LIMIT` cores; or
+  Runtime's included; or the live calls at the per-call estimate, if more), plus what the
+  calls admitted but not yet streaming will add, plus one more call, would exceed
+  `VOICEGW_CALL_CPU_LIMIT` cores. The per-call estimate is the live calls' average, held
+  at its peak and let down slowly: calls listen cheaply and answer dearly; or
 - `VOICEGW_MAX_CALLS` calls are live or admitted already (the upper bound it always was).
 
 Admitted-but-not-streaming calls count from the webhook's answer until their stream
@@ -28,6 +29,7 @@ SAMPLE_S = 0.1
 WINDOW_S = 2.0
 PENDING_TTL_S = 60.0  # the stream token's validity: a call not streaming by then never will
 FIRST_CALL_CORES = 0.03  # what a call is assumed to cost before any call was measured
+DECAY = 0.995  # per admission decision: the per-call estimate falls slowly, rises at once
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,22 @@ class CallCapacity:
         if load.lag_ms > self.lag_limit_ms:
             return "lag", f"event loop {load.lag_ms:.0f} ms late (limit {self.lag_limit_ms:g})"
         if live:
-            self._per_call = max(load.cores / live, 0.001)
-        projected = load.cores + (load.pending + 1) * self._per_call
+            self._per_call = self._estimate(load.cores / live)
+        # Calls that are listening cost less than calls that are answering, and a burst of
+        # new calls is measured in its cheap first seconds: the live calls are projected at
+        # the estimate (which holds its peak), not only at what they use this instant.
+        used = max(load.cores, live * self._per_call)
+        projected = used + (load.pending + 1) * self._per_call
         if projected > self.cpu_limit:
             return "cpu", (f"{load.cores:.2f} cores used, {projected:.2f} with the starting "
                            f"calls and this one (limit {self.cpu_limit:g})")
         return None
+
+    def _estimate(self, measured: float) -> float:
+        """A call's cost: up at once to what is measured, down slowly (`DECAY` per
+        decision), so the cheap phases of calls do not open the door to more than their
+        busy phases can carry."""
+        return max(measured, self._per_call * DECAY, 0.001)
 
     def admitted(self, call_sid: str) -> None:
         self._pending[call_sid] = time.monotonic()

@@ -49,6 +49,34 @@ def test_cpu_with_one_more_call_over_the_limit_refuses_it() -> None:
     assert capacity.load(live=2).cores > 0.05
 
 
+def _busy(capacity: CallCapacity, cpu_s: float) -> None:
+    """`cpu_s` of this process's CPU inside the window, between two samples."""
+    capacity.sample(0.0)
+    spent = time.process_time()
+    while time.process_time() - spent < cpu_s:
+        sum(range(1000))
+    capacity.sample(0.0)
+
+
+def test_calls_measured_in_a_cheap_moment_are_projected_at_their_busy_cost() -> None:
+    """Ten calls measured busy, then the same ten listening (cheap): the next call is
+    judged by what the ten will cost when they answer again, not by the quiet reading."""
+    capacity = CallCapacity(max_calls=100, cpu_limit=0.3, lag_limit_ms=1000.0)
+    _busy(capacity, 0.25)  # ~0.25 s within a short window: well over 0.3 cores for ten
+    busy = capacity.load(live=10).cores
+    assert capacity.refusal(live=10) is not None
+    capacity._samples.clear()  # the window moves on: the same calls, now listening
+    capacity.sample(0.0)
+    time.sleep(0.3)  # idle: nothing of this process runs
+    capacity.sample(0.0)
+    assert capacity.load(live=10).cores < 0.05  # the instant reading says "idle"
+    refusal = capacity.refusal(live=10)
+    assert refusal is not None and refusal[0] == "cpu", (busy, refusal)
+    for _ in range(2000):  # the estimate comes down slowly while calls stay cheap
+        capacity.refusal(live=10)
+    assert capacity.refusal(live=10) is None
+
+
 def test_admitted_calls_not_streaming_yet_count_until_they_start() -> None:
     capacity = CallCapacity(max_calls=2, cpu_limit=8.0, lag_limit_ms=1000.0)
     assert capacity.refusal(live=0) is None
