@@ -14,6 +14,9 @@ So `POST /twilio/voice` answers "all lines busy" when, measured live:
   at its peak and let down slowly: calls listen cheaply and answer dearly; or
 - `VOICEGW_MAX_CALLS` calls are live or admitted already (the upper bound it always was).
 
+With no call live, the process's CPU and lag are not the calls' doing (a start, a
+sign-in, a report): the calls starting are judged at the per-call estimate alone.
+
 Admitted-but-not-streaming calls count from the webhook's answer until their stream
 starts (or their token expires), so a burst of webhooks cannot all pass the same reading.
 """
@@ -80,6 +83,13 @@ class CallCapacity:
         load = self.load(live)
         if live + load.pending >= self.max_calls:
             return "max_calls", f"{live} live and {load.pending} starting calls"
+        if live == 0:
+            # No live call to protect, and what used the CPU lately was not calls (a start,
+            # a sign-in, a report): the calls starting are judged at the estimate alone.
+            if (load.pending + 1) * self._per_call > self.cpu_limit:
+                return "cpu", (f"{load.pending} starting calls and this one at "
+                               f"{self._per_call:.3f} cores each (limit {self.cpu_limit:g})")
+            return None
         if load.lag_ms > self.lag_limit_ms:
             return "lag", f"event loop {load.lag_ms:.0f} ms late (limit {self.lag_limit_ms:g})"
         if live:

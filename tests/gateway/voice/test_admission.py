@@ -49,6 +49,22 @@ def test_cpu_with_one_more_call_over_the_limit_refuses_it() -> None:
     assert capacity.load(live=2).cores > 0.05
 
 
+def test_with_no_call_live_only_the_calls_starting_are_judged() -> None:
+    capacity = CallCapacity(max_calls=100, cpu_limit=0.07, lag_limit_ms=1.0)
+    _busy(capacity, 0.2)  # a start, a sign-in: over the CPU limit, no call live
+    for _ in range(20):
+        capacity.sample(0.060)  # and the loop late
+    assert capacity.refusal(live=0) is None
+    capacity.admitted("CA1")
+    assert capacity.refusal(live=0) is None  # two starting at 0.03 each: not yet 0.07
+    capacity.admitted("CA2")
+    refusal = capacity.refusal(live=0)  # a third would pass the limit at the estimate
+    assert refusal is not None and refusal[0] == "cpu"
+    capacity.started("CA1")
+    refusal = capacity.refusal(live=1)  # a call live: the loop's lateness counts again
+    assert refusal is not None and refusal[0] == "lag"
+
+
 def _busy(capacity: CallCapacity, cpu_s: float) -> None:
     """`cpu_s` of this process's CPU inside the window, between two samples."""
     capacity.sample(0.0)
