@@ -32,6 +32,7 @@ SAMPLE_S = 0.1
 WINDOW_S = 2.0
 PENDING_TTL_S = 60.0  # the stream token's validity: a call not streaming by then never will
 FIRST_CALL_CORES = 0.03  # what a call is assumed to cost before any call was measured
+ESTIMATE_MIN_LIVE = 4  # live calls before their average is taken as the per-call cost
 DECAY = 0.995  # per admission decision: the per-call estimate falls slowly, rises at once
 
 
@@ -92,7 +93,7 @@ class CallCapacity:
             return None
         if load.lag_ms > self.lag_limit_ms:
             return "lag", f"event loop {load.lag_ms:.0f} ms late (limit {self.lag_limit_ms:g})"
-        if live:
+        if live >= ESTIMATE_MIN_LIVE:  # fewer: the reading is mostly not the calls' cost
             self._per_call = self._estimate(load.cores / live)
         # Calls that are listening cost less than calls that are answering, and a burst of
         # new calls is measured in its cheap first seconds: the live calls are projected at
