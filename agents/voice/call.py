@@ -107,6 +107,7 @@ class VoiceCall:
         self.transport = CallTransport(channel, self.clock)
         self._task: PipelineWorker | None = None
         self._meter: LLMUsageMeter | None = None
+        self._context: LLMContext | None = None
         self.transcript = CallTranscript(self.clock)
         self.resolved = False  # end_call(resolved=true)
         self.rating: int | None = None  # the caller's 1-5 keypad answer (CSAT)
@@ -198,6 +199,9 @@ class VoiceCall:
                     user_speech_timeout=USER_SPEECH_TIMEOUT_S)]))
         aggregators = LLMContextAggregatorPair(context, user_params=user)
         user_turns = aggregators.user()
+        self._context = context
+        aggregators.assistant().add_event_handler("on_assistant_turn_stopped",
+                                                  self._keep_what_was_heard)
 
         user_turns.add_event_handler("on_user_turn_stopped", self._count_turn)
         user_turns.add_event_handler("on_user_turn_stopped", self._customer_turn)
@@ -215,6 +219,27 @@ class VoiceCall:
             idle_timeout_secs=None, enable_rtvi=False, enable_turn_tracking=False,
             check_dangling_tasks=False)
         return self._task
+
+    async def _keep_what_was_heard(self, _aggregator: Any, message: Any) -> None:
+        """A barge-in cut the reply: the context keeps what the caller heard of it, not
+        what was sent ahead (the next answer must not build on words never heard)."""
+        content = str(getattr(message, "content", "") or "")
+        if not getattr(message, "interrupted", False) or not content or self._context is None:
+            return
+        heard = self.transcript.heard_of(content)
+        if heard is None:
+            return
+        messages = self._context.get_messages()
+        for index in range(len(messages) - 1, -1, -1):
+            entry = messages[index]
+            if isinstance(entry, dict) and entry.get("role") == "assistant":
+                if entry.get("content") != content:
+                    return  # not the commit this cut is about: leave the context alone
+                if heard:
+                    entry["content"] = heard
+                else:  # nothing of it was heard
+                    del messages[index]
+                return
 
     async def _count_turn(self, *_: Any) -> None:
         self.usage.turns += 1

@@ -11,6 +11,11 @@ taken when the audio was cleared: the marks Twilio echoes for a cleared buffer s
 nothing about hearing). A call cut off (the caller hung up) ends a turn still open
 `interrupted` when its later words were not heard yet. The caller's turns come from the
 user aggregator's `on_user_turn_stopped` (what STT understood).
+
+The agent's context must hold the same: pipecat's assistant aggregator commits what was
+*sent* of an interrupted reply (audio goes out up to seconds ahead of the caller), so
+`heard_of` tells `VoiceCall` what the caller heard of that commit, and the call puts that
+in the context instead.
 """
 
 from __future__ import annotations
@@ -46,9 +51,17 @@ class _AgentTurn:
     start_ms: int  # the audio position of its first word
     words: list[tuple[int, str, bool]] = field(default_factory=list)  # (position, text, spaced)
 
-    def text(self, heard_before_ms: int | None = None) -> str:
+    def text(self, heard_before_ms: int | None = None, last_words: int | None = None) -> str:
+        """Its words (the last `last_words` of them), up to the first not heard."""
         out = ""
-        for position, word, spaced in self.words:
+        words = self.words
+        if last_words is not None:  # counted as split() counts them: a frame may hold two
+            start, counted = len(words), 0
+            while start > 0 and counted < last_words:
+                start -= 1
+                counted += len(words[start][1].split())
+            words = words[start:]
+        for position, word, spaced in words:
             if heard_before_ms is not None and position >= heard_before_ms:
                 break
             out += word if spaced or not out else " " + word
@@ -63,6 +76,7 @@ class CallTranscript:
     turns: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     _agent: _AgentTurn | None = None
+    _cut: tuple[_AgentTurn, int] | None = None  # the turn a barge-in cut last, and where
 
     # -- the agent --------------------------------------------------------------------
     def agent_word(self, text: str, spaced: bool) -> None:
@@ -83,6 +97,7 @@ class CallTranscript:
         turn, self._agent = self._agent, None
         if turn is None or not turn.words:
             return
+        self._cut = None if cut_at_ms is None else (turn, cut_at_ms)
         # It ended where its audio did (sent, or heard up to the cut), not when it was closed.
         played_ms = max((self.clock.sent_ms if cut_at_ms is None else cut_at_ms)
                         - turn.start_ms, 0)
@@ -123,6 +138,15 @@ class CallTranscript:
         last_word_at = turn.words[-1][0] if turn.words else 0
         heard = self.clock.heard_ms
         self._close(cut_at_ms=heard if heard <= last_word_at else None)
+
+    def heard_of(self, committed: str) -> str | None:
+        """What the caller heard of `committed`, the text the assistant aggregator put in
+        the context for the reply a barge-in just cut (the last words of the turn: a turn
+        may span several commits, around a tool call); None when no cut is pending."""
+        if self._cut is None:
+            return None
+        (turn, cut_at_ms), self._cut = self._cut, None
+        return turn.text(cut_at_ms, last_words=len(committed.split()))
 
     def ordered(self) -> list[dict[str, Any]]:
         return sorted(self.turns, key=lambda t: t["started_at"])

@@ -105,6 +105,35 @@ async def test_an_interrupted_agent_turn_keeps_what_the_caller_heard(
                if not t["interrupted"])
 
 
+async def test_the_context_after_a_barge_in_holds_what_the_caller_heard(
+        gateway: Gateway, pg_pool_of_gateway: asyncpg.Pool) -> None:
+    # A slow LLM and an instant TTS: each clause's audio is sent far ahead of the caller,
+    # so what was sent of the cut reply is more than what was heard of it.
+    gateway.emulators.config.chat.timing.tokens_per_s = 6
+    result, _ = await place_call(gateway, CallScript(
+        ["hello there how are you today", "sorry to interrupt, one more thing"],
+        barge_in_at=1, barge_in_after_s=0.6, max_call_s=40))
+    assert result.clears >= 1
+    conversation = await conversation_of(gateway, pg_pool_of_gateway, result.call_sid)
+    # The first cut is the barge-in's (a later one is the hang-up's).
+    cut = [t for t in conversation["transcript"] if t["interrupted"]]
+    assert cut, conversation["transcript"]
+    heard = cut[0]["heard_text"]
+    assert heard is not None and len(heard) < len(cut[0]["text"])
+    # The request that answered the caller's second utterance: the cut reply is in its
+    # context as heard, never as sent.
+    answers = [body for body in gateway.emulators.config.chat.requests
+               if body.get("stream") and any("sorry to interrupt" in str(m.get("content"))
+                                             for m in body["messages"])]
+    assert answers
+    replies = [m.get("content") for m in answers[0]["messages"] if m["role"] == "assistant"]
+    assert cut[0]["text"] not in replies
+    if heard:
+        assert replies[-1] == heard
+    else:  # nothing heard: the reply is not in the context at all
+        assert all(cut[0]["text"][:12] not in str(r) for r in replies[1:])
+
+
 async def test_csat_after_a_call_records_the_keypad_rating_once(
         gateway: Gateway, pg_pool_of_gateway: asyncpg.Pool) -> None:
     async with aiohttp.ClientSession() as http:
