@@ -201,12 +201,20 @@ class ConnectionGuard:
         return connection_timers
 
 
+# Connections the kernel holds for the process to accept. aiohttp's default, 128,
+# overflowed in a burst of a few hundred connections on a busy loop: the kernel then drops
+# the handshake's last step, the client believes it is connected, and the server sees the
+# connection only when its SYN-ACK is retried 1-3 s later (`nstat` ListenOverflows). The
+# kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+
+
 class GuardedSite(web.BaseSite):
     """aiohttp's TCPSite, with every accepted connection going through the guard."""
 
     def __init__(self, runner: web.AppRunner, guard: ConnectionGuard, host: str, port: int,
                  *, reuse_port: bool = False) -> None:
-        super().__init__(runner)
+        super().__init__(runner, backlog=LISTEN_BACKLOG)
         self._guard = guard
         self._host, self._port, self._reuse_port = host, port, reuse_port
 

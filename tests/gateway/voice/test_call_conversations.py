@@ -86,14 +86,22 @@ async def test_an_abandoned_call_is_a_conversation_without_an_answer(
     assert [t for t in conversation["transcript"] if t["role"] == "customer"] == []
 
 
-async def test_an_interrupted_agent_turn_keeps_what_the_caller_heard(
-        gateway: Gateway, pg_pool_of_gateway: asyncpg.Pool) -> None:
-    gateway.emulators.config.chat.timing.tokens_per_s = 6  # a reply long enough to cut
+async def barge_in_call(gateway: Gateway, pool: asyncpg.Pool) -> dict[str, Any]:
+    """A call whose caller talks over the agent's first answer; its conversation.
+
+    A slow LLM and an instant TTS: the reply is long enough to cut, and each clause's
+    audio is sent far ahead of the caller, so more of it is sent than heard."""
+    gateway.emulators.config.chat.timing.tokens_per_s = 6
     result, _ = await place_call(gateway, CallScript(
         ["hello there how are you today", "sorry to interrupt, one more thing"],
         barge_in_at=1, barge_in_after_s=0.6, max_call_s=40))
     assert result.clears >= 1
-    conversation = await conversation_of(gateway, pg_pool_of_gateway, result.call_sid)
+    return await conversation_of(gateway, pool, result.call_sid)
+
+
+async def test_an_interrupted_agent_turn_keeps_what_the_caller_heard(
+        gateway: Gateway, pg_pool_of_gateway: asyncpg.Pool) -> None:
+    conversation = await barge_in_call(gateway, pg_pool_of_gateway)
     cut = [t for t in conversation["transcript"] if t["interrupted"]]
     assert cut, conversation["transcript"]
     for turn in cut:
@@ -107,14 +115,7 @@ async def test_an_interrupted_agent_turn_keeps_what_the_caller_heard(
 
 async def test_the_context_after_a_barge_in_holds_what_the_caller_heard(
         gateway: Gateway, pg_pool_of_gateway: asyncpg.Pool) -> None:
-    # A slow LLM and an instant TTS: each clause's audio is sent far ahead of the caller,
-    # so what was sent of the cut reply is more than what was heard of it.
-    gateway.emulators.config.chat.timing.tokens_per_s = 6
-    result, _ = await place_call(gateway, CallScript(
-        ["hello there how are you today", "sorry to interrupt, one more thing"],
-        barge_in_at=1, barge_in_after_s=0.6, max_call_s=40))
-    assert result.clears >= 1
-    conversation = await conversation_of(gateway, pg_pool_of_gateway, result.call_sid)
+    conversation = await barge_in_call(gateway, pg_pool_of_gateway)
     # The first cut is the barge-in's (a later one is the hang-up's).
     cut = [t for t in conversation["transcript"] if t["interrupted"]]
     assert cut, conversation["transcript"]
