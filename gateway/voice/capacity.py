@@ -11,7 +11,10 @@ So `POST /twilio/voice` answers "all lines busy" when, measured live:
   Runtime's included; or the live calls at the per-call estimate, if more), plus what the
   calls admitted but not yet streaming will add, plus one more call, would exceed
   `VOICEGW_CALL_CPU_LIMIT` cores. The per-call estimate is the live calls' average, held
-  at its peak and let down slowly: calls listen cheaply and answer dearly; or
+  at its peak and let down slowly with time (`HALF_LIFE_S`): calls listen cheaply and
+  answer dearly. By time, not per decision: a flood of refused redials is hundreds of
+  decisions a second, and a per-decision decay had let the peak go within seconds and
+  admitted 28 calls where 16 fit (`make bench-calls`, 100 calls offered); or
 - `VOICEGW_MAX_CALLS` calls are live or admitted already (the upper bound it always was).
 
 With no call live, the process's CPU and lag are not the calls' doing (a start, a
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 SAMPLE_S = 0.1
@@ -33,7 +37,7 @@ WINDOW_S = 2.0
 PENDING_TTL_S = 60.0  # the stream token's validity: a call not streaming by then never will
 FIRST_CALL_CORES = 0.03  # what a call is assumed to cost before any call was measured
 ESTIMATE_MIN_LIVE = 4  # live calls before their average is taken as the per-call cost
-DECAY = 0.995  # per admission decision: the per-call estimate falls slowly, rises at once
+HALF_LIFE_S = 30.0  # the per-call estimate halves over this much time; it rises at once
 
 
 @dataclass(frozen=True)
@@ -45,13 +49,16 @@ class Load:
 
 
 class CallCapacity:
-    def __init__(self, max_calls: int, cpu_limit: float, lag_limit_ms: float) -> None:
+    def __init__(self, max_calls: int, cpu_limit: float, lag_limit_ms: float, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock  # lets the estimate's decay by time be tested
         self.max_calls = max_calls
         self.cpu_limit = cpu_limit
         self.lag_limit_ms = lag_limit_ms
         self._samples: deque[tuple[float, float, float]] = deque()  # (at, cpu s, lag s)
         self._pending: dict[str, float] = {}  # call sid -> admitted at
         self._per_call = FIRST_CALL_CORES
+        self._estimated_at = clock()
 
     # -- measuring -----------------------------------------------------------------------
     def sample(self, lag_s: float) -> None:
@@ -106,10 +113,14 @@ class CallCapacity:
         return None
 
     def _estimate(self, measured: float) -> float:
-        """A call's cost: up at once to what is measured, down slowly (`DECAY` per
-        decision), so the cheap phases of calls do not open the door to more than their
-        busy phases can carry."""
-        return max(measured, self._per_call * DECAY, 0.001)
+        """A call's cost: up at once to what is measured, down slowly with time (halved
+        every `HALF_LIFE_S`), so the cheap phases of calls do not open the door to more
+        than their busy phases can carry."""
+        now = self._clock()
+        elapsed = max(0.0, now - self._estimated_at)
+        decayed: float = self._per_call * 0.5 ** (elapsed / HALF_LIFE_S)
+        self._estimated_at = now
+        return max(measured, decayed, 0.001)
 
     def admitted(self, call_sid: str) -> None:
         self._pending[call_sid] = time.monotonic()

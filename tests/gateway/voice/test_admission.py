@@ -77,7 +77,9 @@ def _busy(capacity: CallCapacity, cpu_s: float) -> None:
 def test_calls_measured_in_a_cheap_moment_are_projected_at_their_busy_cost() -> None:
     """Ten calls measured busy, then the same ten listening (cheap): the next call is
     judged by what the ten will cost when they answer again, not by the quiet reading."""
-    capacity = CallCapacity(max_calls=100, cpu_limit=0.3, lag_limit_ms=1000.0)
+    now = [0.0]  # the estimate's clock, moved by hand
+    capacity = CallCapacity(max_calls=100, cpu_limit=0.3, lag_limit_ms=1000.0,
+                            clock=lambda: now[0])
     _busy(capacity, 0.25)  # ~0.25 s within a short window: well over 0.3 cores for ten
     busy = capacity.load(live=10).cores
     assert capacity.refusal(live=10) is not None
@@ -88,7 +90,11 @@ def test_calls_measured_in_a_cheap_moment_are_projected_at_their_busy_cost() -> 
     assert capacity.load(live=10).cores < 0.05  # the instant reading says "idle"
     refusal = capacity.refusal(live=10)
     assert refusal is not None and refusal[0] == "cpu", (busy, refusal)
-    for _ in range(2000):  # the estimate comes down slowly while calls stay cheap
+    for _ in range(2000):  # a flood of redials in the same moment lowers nothing
+        capacity.refusal(live=10)
+    assert capacity.refusal(live=10) is not None
+    for _ in range(60):  # the estimate comes down with time while calls stay cheap
+        now[0] += 10.0
         capacity.refusal(live=10)
     assert capacity.refusal(live=10) is None
 
